@@ -1,0 +1,1 @@
+"""Pure statistics: sufficient statistics in, frozen results out (see README.md)."""
