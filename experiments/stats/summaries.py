@@ -64,9 +64,7 @@ class Moments:
         return cls(0, c, (0.0,) * k, tuple((0.0,) * k for _ in range(k)))
 
     @classmethod
-    def from_values(
-        cls, values: npt.ArrayLike, shift: Sequence[float] | None = None
-    ) -> Moments:
+    def from_values(cls, values: npt.ArrayLike, shift: Sequence[float] | None = None) -> Moments:
         """Moments of an ``(n, k)`` array (or a 1-D array, one column).
 
         Without ``shift`` the column means are used, the most accurate choice.

@@ -1,0 +1,1 @@
+"""Persistence: models, sessions, bulk ingest and the SQL that aggregates."""

@@ -1,0 +1,238 @@
+"""Targeting: a condition tree on unit attributes, validated at save, compiled once.
+
+Tree grammar (JSON)::
+
+    tree       := {name: operators, ..., "and": [tree, ...], "or": [tree, ...], "not": tree}
+    operators  := {op: operand, ...}      # several operators on one attribute: all must hold
+
+All keys of one object must hold (and). ``{}`` matches every unit; ``{"and": []}``
+is true and ``{"or": []}`` is false. Operators:
+
+===========  =====================  ==============================================
+operator     operand                true when the attribute value ``v``
+===========  =====================  ==============================================
+``eq``       any JSON value         equals the operand
+``ne``       any JSON value         does not equal it (or is missing)
+``in``       list                   equals one of the items
+``not_in``   list                   equals none of them (or is missing)
+``gt``...    number or string       ``gt``/``gte``/``lt``/``lte``: compares
+                                    (numbers with numbers, strings with strings;
+                                    mixed types are false)
+``exists``   bool                   ``exists: true``: present; ``false``: missing
+``regex``    string (a valid re)    is a string and ``re.search`` finds the pattern
+===========  =====================  ==============================================
+
+A **missing** attribute (absent, or ``None``) makes every operator false except
+``exists: false``, ``ne`` and ``not_in``, which are true. Equality is JSON
+equality: booleans never equal numbers (``true != 1``), ``1 == 1.0``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from experiments.errors import FieldProblem
+
+__all__ = ["OPERATORS", "Predicate", "compile_targeting", "validate_targeting"]
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+"""A compiled tree: attributes in, match out."""
+
+OPERATORS = frozenset({"eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "regex"})
+MAX_DEPTH = 16
+MAX_PATTERN = 1000
+_MISSING: Any = object()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def json_equal(left: Any, right: Any) -> bool:
+    """JSON equality: booleans differ from numbers, ``1 == 1.0``, containers deep."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return isinstance(left, bool) and isinstance(right, bool) and left is right
+    if _is_number(left) and _is_number(right):
+        return bool(left == right)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(json_equal, left, right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
+    return type(left) is type(right) and bool(left == right)
+
+
+def _is_json(value: Any) -> bool:
+    if value is None or isinstance(value, str | bool):
+        return True
+    if _is_number(value):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_is_json(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+    return False
+
+
+def _validate_operand(op: str, operand: Any, path: str) -> list[FieldProblem]:
+    if op in ("eq", "ne"):
+        ok, message = _is_json(operand), "must be a JSON value"
+    elif op in ("in", "not_in"):
+        ok, message = isinstance(operand, list) and _is_json(operand), "must be a list"
+    elif op in ("gt", "gte", "lt", "lte"):
+        ok = (_is_number(operand) and math.isfinite(operand)) or isinstance(operand, str)
+        message = "must be a number or a string"
+    elif op == "exists":
+        ok, message = isinstance(operand, bool), "must be true or false"
+    else:  # regex
+        if not isinstance(operand, str):
+            return [FieldProblem(path, "must be a string")]
+        if len(operand) > MAX_PATTERN:
+            return [FieldProblem(path, f"must be at most {MAX_PATTERN} characters")]
+        try:
+            re.compile(operand)
+        except re.error as exc:
+            return [FieldProblem(path, f"is not a valid regular expression ({exc})")]
+        return []
+    return [] if ok else [FieldProblem(path, message)]
+
+
+def validate_targeting(tree: Any, path: str = "targeting") -> list[FieldProblem]:
+    """List every problem of a targeting tree, by path.
+
+    Args:
+        tree: The decoded JSON tree (``None`` means no targeting and is valid).
+        path: Prefix of the problem paths.
+
+    Returns:
+        Problems such as ``targeting.country.in: must be a list``; empty when valid.
+    """
+    if tree is None:
+        return []
+    return _validate_tree(tree, path, 0)
+
+
+def _validate_tree(tree: Any, path: str, depth: int) -> list[FieldProblem]:
+    if depth > MAX_DEPTH:
+        return [FieldProblem(path, f"nests deeper than {MAX_DEPTH} levels")]
+    if not isinstance(tree, dict):
+        return [FieldProblem(path, "must be an object")]
+    problems: list[FieldProblem] = []
+    for name, value in tree.items():
+        sub = f"{path}.{name}"
+        if not isinstance(name, str) or not name:
+            problems.append(FieldProblem(path, "attribute names must be non-empty strings"))
+        elif name in ("and", "or"):
+            if not isinstance(value, list):
+                problems.append(FieldProblem(sub, "must be a list of conditions"))
+                continue
+            for i, item in enumerate(value):
+                problems.extend(_validate_tree(item, f"{sub}[{i}]", depth + 1))
+        elif name == "not":
+            problems.extend(_validate_tree(value, sub, depth + 1))
+        elif not isinstance(value, dict) or not value:
+            problems.append(FieldProblem(sub, "must be a non-empty object of operators"))
+        else:
+            for op, operand in value.items():
+                if op not in OPERATORS:
+                    known = ", ".join(sorted(OPERATORS))
+                    problems.append(
+                        FieldProblem(f"{sub}.{op}", f"unknown operator (use one of {known})")
+                    )
+                else:
+                    problems.extend(_validate_operand(op, operand, f"{sub}.{op}"))
+    return problems
+
+
+def _compare(op: str, value: Any, operand: Any) -> bool:
+    if not (
+        (_is_number(value) and _is_number(operand))
+        or (isinstance(value, str) and isinstance(operand, str))
+    ):
+        return False
+    if op == "gt":
+        return bool(value > operand)
+    if op == "gte":
+        return bool(value >= operand)
+    if op == "lt":
+        return bool(value < operand)
+    return bool(value <= operand)
+
+
+def _compile_operator(name: str, op: str, operand: Any) -> Predicate:
+    if op == "exists":
+        return lambda attrs: (attrs.get(name) is not None) is operand
+    if op == "eq":
+        return lambda attrs: (v := attrs.get(name)) is not None and json_equal(v, operand)
+    if op == "ne":
+        return lambda attrs: (v := attrs.get(name)) is None or not json_equal(v, operand)
+    if op in ("in", "not_in"):
+        items = tuple(operand)
+        negate = op == "not_in"
+
+        def member(attrs: Mapping[str, Any]) -> bool:
+            value = attrs.get(name)
+            if value is None:
+                return negate
+            found = any(json_equal(value, item) for item in items)
+            return found is not negate
+
+        return member
+    if op == "regex":
+        pattern = re.compile(operand)
+        return lambda attrs: isinstance(v := attrs.get(name), str) and bool(pattern.search(v))
+    return lambda attrs: (v := attrs.get(name)) is not None and _compare(op, v, operand)
+
+
+def _all(predicates: list[Predicate]) -> Predicate:
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda attrs: all(p(attrs) for p in predicates)
+
+
+def _any(predicates: list[Predicate]) -> Predicate:
+    return lambda attrs: any(p(attrs) for p in predicates)
+
+
+def _negate(predicate: Predicate) -> Predicate:
+    return lambda attrs: not predicate(attrs)
+
+
+def _compile_tree(tree: Mapping[str, Any]) -> Predicate:
+    predicates: list[Predicate] = []
+    for name, value in tree.items():
+        if name == "and":
+            predicates.append(_all([_compile_tree(t) for t in value]) if value else _true)
+        elif name == "or":
+            predicates.append(_any([_compile_tree(t) for t in value]))
+        elif name == "not":
+            predicates.append(_negate(_compile_tree(value)))
+        else:
+            predicates.extend(_compile_operator(name, op, arg) for op, arg in value.items())
+    return _all(predicates) if predicates else _true
+
+
+def _true(attrs: Mapping[str, Any]) -> bool:
+    return True
+
+
+def compile_targeting(tree: Any) -> Predicate | None:
+    """Validate and compile a targeting tree into a fast predicate.
+
+    Args:
+        tree: The decoded JSON tree, or ``None`` for no targeting.
+
+    Returns:
+        A function of the attributes, or ``None`` when ``tree`` is ``None``.
+
+    Raises:
+        ValueError: Naming every problem, if the tree is invalid.
+    """
+    if tree is None:
+        return None
+    problems = validate_targeting(tree)
+    if problems:
+        raise ValueError("; ".join(str(p) for p in problems))
+    return _compile_tree(tree)

@@ -1,0 +1,179 @@
+"""Build and check the items the SDK queues: events, exposures, predictions, labels.
+
+Checks run in two places so that the caller's thread stays cheap:
+
+* ``build_*`` run on the caller's thread: type, length and pattern checks that
+  cost well under a microsecond each. They raise :class:`InvalidItemError`.
+* :func:`prepare` runs on the sender thread just before batching: it turns
+  timestamps into ISO 8601 strings and JSON-encodes ``properties`` to check
+  they are strict JSON of at most 8 KB. JSON is never encoded on the caller's
+  thread.
+
+The rules mirror DESIGN.md "Domain words" (and ``experiments/domain.py``,
+which the SDK does not import so that it depends on nothing but the
+assignment package, httpx and the standard library).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from experiments.sdk.errors import InvalidItemError
+
+EVENT_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+EXPERIMENT_KEY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+UNIT_ID_MAX = 256
+TEXT_MAX = 128  # variant keys, model names and caller-supplied ids
+PROPERTIES_MAX_BYTES = 8192
+
+Item = dict[str, Any]
+
+
+def _invalid(kind: str, message: str) -> InvalidItemError:
+    return InvalidItemError(message, kind=kind)
+
+
+def check_unit_id(kind: str, unit_id: object) -> str:
+    """Return ``unit_id`` if it is a string of 1 to 256 characters."""
+    if type(unit_id) is not str or not 0 < len(unit_id) <= UNIT_ID_MAX:
+        raise _invalid(kind, f"unit_id: must be a string of 1 to {UNIT_ID_MAX} characters")
+    return unit_id
+
+
+def _check_text(kind: str, field: str, value: object) -> str:
+    if type(value) is not str or not 0 < len(value) <= TEXT_MAX:
+        raise _invalid(kind, f"{field}: must be a string of 1 to {TEXT_MAX} characters")
+    return value
+
+
+def _check_experiment(kind: str, experiment: object) -> str:
+    if type(experiment) is not str or EXPERIMENT_KEY_RE.fullmatch(experiment) is None:
+        raise _invalid(kind, "experiment: must match [a-z0-9][a-z0-9_-]{0,63}")
+    return experiment
+
+
+def _check_number(kind: str, field: str, value: object, *, allow_bool: bool = False) -> float:
+    if type(value) is float:
+        number = value
+    elif isinstance(value, int | float) and (allow_bool or not isinstance(value, bool)):
+        number = float(value)
+    else:
+        raise _invalid(kind, f"{field}: must be a number, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise _invalid(kind, f"{field}: must be finite, got {number}")
+    return number
+
+
+def _check_timestamp(kind: str, timestamp: datetime | None) -> datetime:
+    if timestamp is None:
+        return datetime.now(UTC)
+    if not isinstance(timestamp, datetime):
+        raise _invalid(kind, "timestamp: must be a datetime")
+    if timestamp.utcoffset() is None:
+        raise _invalid(kind, "timestamp: must be timezone-aware (naive datetimes are ambiguous)")
+    return timestamp
+
+
+def build_event(
+    event_id: str,
+    name: str,
+    unit_id: str,
+    value: float,
+    timestamp: datetime | None,
+    properties: Mapping[str, Any] | None,
+) -> Item:
+    """Check an event's fields and build its queue item."""
+    if type(name) is not str or EVENT_NAME_RE.fullmatch(name) is None:
+        raise _invalid("events", "name: must match [A-Za-z0-9_.:-]{1,128}")
+    if properties is None:
+        props: dict[str, Any] = {}
+    elif isinstance(properties, Mapping):
+        props = dict(properties)  # shallow copy: later changes by the caller do not leak in
+    else:
+        raise _invalid("events", "properties: must be a mapping (JSON object)")
+    return {
+        "event_id": _check_text("events", "event_id", event_id),
+        "unit_id": check_unit_id("events", unit_id),
+        "name": name,
+        "value": _check_number("events", "value", value),
+        "timestamp": _check_timestamp("events", timestamp),
+        "properties": props,
+    }
+
+
+def build_exposure(
+    exposure_id: str,
+    experiment: str,
+    unit_id: str,
+    variant: str,
+    timestamp: datetime | None,
+) -> Item:
+    """Check an exposure's fields and build its queue item."""
+    return {
+        "exposure_id": _check_text("exposures", "exposure_id", exposure_id),
+        "unit_id": check_unit_id("exposures", unit_id),
+        "experiment": _check_experiment("exposures", experiment),
+        "variant": _check_text("exposures", "variant", variant),
+        "timestamp": _check_timestamp("exposures", timestamp),
+    }
+
+
+def build_prediction(
+    prediction_id: str,
+    experiment: str,
+    unit_id: str,
+    variant: str,
+    model: str,
+    score: float,
+    timestamp: datetime | None,
+) -> Item:
+    """Check a prediction's fields and build its queue item."""
+    return {
+        "prediction_id": _check_text("predictions", "prediction_id", prediction_id),
+        "unit_id": check_unit_id("predictions", unit_id),
+        "experiment": _check_experiment("predictions", experiment),
+        "variant": _check_text("predictions", "variant", variant),
+        "model": _check_text("predictions", "model", model),
+        "score": _check_number("predictions", "score", score),
+        "timestamp": _check_timestamp("predictions", timestamp),
+    }
+
+
+def build_label(prediction_id: str, label: float, timestamp: datetime | None) -> Item:
+    """Check a label's fields and build its queue item (``True``/``False`` mean 1/0)."""
+    return {
+        "prediction_id": _check_text("labels", "prediction_id", prediction_id),
+        "label": _check_number("labels", "label", label, allow_bool=True),
+        "timestamp": _check_timestamp("labels", timestamp),
+    }
+
+
+def prepare(kind: str, item: Item) -> Item:
+    """Turn a queued item into its JSON-ready payload (sender thread only).
+
+    Raises:
+        InvalidItemError: ``properties`` is not strict JSON or exceeds 8 KB.
+    """
+    payload = dict(item)
+    payload["timestamp"] = item["timestamp"].isoformat()
+    properties = item.get("properties")
+    if properties:
+        try:
+            encoded = json.dumps(properties, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidItemError(
+                f"properties: must be JSON-able ({exc})", kind=kind, items=[payload]
+            ) from exc
+        size = len(encoded.encode("utf-8"))
+        if size > PROPERTIES_MAX_BYTES:
+            raise InvalidItemError(
+                f"properties: {size} bytes as JSON, at most {PROPERTIES_MAX_BYTES} allowed",
+                kind=kind,
+                items=[payload],
+            )
+    return payload

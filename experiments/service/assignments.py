@@ -1,0 +1,146 @@
+"""The config snapshot SDKs evaluate locally, and server-side assignment.
+
+``GET /api/v1/config`` serves :func:`build_config_document`; ``POST
+/api/v1/assign`` evaluates the same document with the same code as the SDK
+(:mod:`experiments.assignment`) and records first exposures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session
+
+from experiments.assignment.config import ConfigSnapshot, parse_config
+from experiments.assignment.evaluate import Assignment, evaluate, evaluate_all
+from experiments.assignment.hashing import HASH_VERSION
+from experiments.config import Settings
+from experiments.domain import ExperimentStatus
+from experiments.errors import FieldProblem, InvalidInputError
+from experiments.storage import queries
+from experiments.storage.ingest import EXPOSURES, insert_ignoring_duplicates
+from experiments.storage.models import Experiment
+
+_SERVED = (ExperimentStatus.RUNNING, ExperimentStatus.STOPPED, ExperimentStatus.CONCLUDED)
+
+
+def _experiment_entry(experiment: Experiment) -> dict[str, Any] | None:
+    if experiment.status == ExperimentStatus.CONCLUDED:
+        if experiment.promoted_at is None:
+            return None  # concluded and not promoted: the product's default again
+        state = "promoted"
+    elif experiment.status in (ExperimentStatus.RUNNING, ExperimentStatus.STOPPED):
+        state = experiment.status
+    else:
+        return None
+    layer = None
+    if experiment.layer is not None and state != "promoted":
+        layer = {
+            "key": experiment.layer.key,
+            "salt": experiment.layer.salt,
+            "buckets": experiment.buckets or [],
+        }
+    return {
+        "key": experiment.key,
+        "status": state,
+        "salt": experiment.salt,
+        "traffic": experiment.traffic,
+        "layer": layer,
+        "targeting": experiment.targeting,
+        "forced": experiment.forced or {},
+        "variants": [
+            {"key": v.key, "weight": v.weight, "is_control": v.is_control, "params": v.params}
+            for v in experiment.variants
+        ],
+        "promoted_variant": experiment.decision_variant if state == "promoted" else None,
+    }
+
+
+def build_config_document(session: Session, settings: Settings) -> dict[str, Any]:
+    """Every served experiment in the form SDKs evaluate; ``version`` is its digest."""
+    entries = []
+    for experiment in queries.list_experiments(session, [s.value for s in _SERVED]):
+        entry = _experiment_entry(experiment)
+        if entry is not None:
+            entries.append(entry)
+    entries.sort(key=lambda e: e["key"])
+    body: dict[str, Any] = {
+        "hash_version": HASH_VERSION,
+        "holdout": {"fraction": settings.holdout_fraction, "salt": settings.holdout_salt},
+        "experiments": entries,
+    }
+    digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return {"version": digest[:32], **body}
+
+
+_SNAPSHOTS: dict[str, ConfigSnapshot] = {}
+
+
+def load_snapshot(session: Session, settings: Settings) -> ConfigSnapshot:
+    """The parsed config snapshot, cached per version (changes show at once)."""
+    document = build_config_document(session, settings)
+    snapshot = _SNAPSHOTS.get(document["version"])
+    if snapshot is None:
+        snapshot = parse_config(document)
+        _SNAPSHOTS.clear()
+        _SNAPSHOTS[document["version"]] = snapshot
+    return snapshot
+
+
+def assignment_document(assignment: Assignment) -> dict[str, Any]:
+    """The JSON form of one assignment in ``POST /api/v1/assign`` responses."""
+    return {
+        "variant": assignment.variant,
+        "params": assignment.params,
+        "in_experiment": assignment.in_experiment,
+        "reason": assignment.reason,
+    }
+
+
+def assign_unit(
+    session: Session,
+    unit_id: str,
+    *,
+    attributes: Mapping[str, Any] | None,
+    keys: Sequence[str] | None,
+    log_exposure: bool,
+    settings: Settings,
+    now: datetime,
+) -> dict[str, Assignment]:
+    """Assign a unit to the named (default: all served) experiments.
+
+    Records the first exposure of every experiment the unit is in, unless
+    ``log_exposure`` is false. Unknown keys are reported, not guessed.
+    """
+    if not isinstance(unit_id, str) or not 1 <= len(unit_id) <= 256:
+        raise InvalidInputError.from_problems(
+            [FieldProblem("unit_id", "must be a string of 1 to 256 characters")]
+        )
+    snapshot = load_snapshot(session, settings)
+    if keys is None:
+        result = evaluate_all(snapshot, unit_id, attributes)
+    else:
+        missing = [k for k in keys if k not in snapshot.experiments]
+        if missing:
+            raise InvalidInputError.from_problems(
+                [
+                    FieldProblem(f"experiments[{keys.index(k)}]", f"no running experiment {k!r}")
+                    for k in missing
+                ]
+            )
+        result = {k: evaluate(snapshot, k, unit_id, attributes) for k in keys}
+    if log_exposure:
+        rows = []
+        for key, assignment in result.items():
+            if assignment.in_experiment and assignment.variant is not None:
+                experiment = queries.find_experiment(session, key)
+                if experiment is not None:
+                    rows.append(
+                        (experiment.id, experiment.epoch, unit_id, assignment.variant, now, now)
+                    )
+        insert_ignoring_duplicates(session, EXPOSURES, rows)
+    return result

@@ -1,0 +1,505 @@
+"""The analysis orchestrator: ``analyze(spec, data) -> Report``, the engine's one entry point.
+
+Input is what SQL (or :mod:`experiments.stats.frame`) computed: exposed units per
+variant, a :class:`Moments` per metric and variant, and prediction arrays for ML
+metrics. The steps:
+
+1. sample-ratio mismatch (:mod:`.srm`);
+2. per business metric and treatment, the raw difference (:mod:`.frequentist`,
+   and :mod:`.cuped` on adjusted values when a covariate exists), read through
+   the experiment's method: fixed-horizon intervals, always-valid intervals
+   (:mod:`.sequential`) or posterior summaries (:mod:`.bayesian`);
+3. ML metrics per variant (:mod:`.ml_metrics`), compared as independent samples;
+4. corrections per family (:mod:`.corrections`): the spec's correction across the
+   treatments on the primary metric, Benjamini–Hochberg across secondary
+   metrics × treatments, none for guardrails (one-sided non-inferiority) and ML;
+5. the decision (:mod:`.decision`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from experiments.domain import AnalysisMethod, Correction, MarginType, MetricKind, MetricRole
+from experiments.stats import frequentist as fq
+from experiments.stats.bayesian import BayesianResult, bayesian_compare, bayesian_compare_normal
+from experiments.stats.corrections import adjust_p_values, guardrail_status
+from experiments.stats.cuped import CupedFit, compare_adjusted, fit_cuped
+from experiments.stats.decision import decide, detect_ml_divergence, plan_units
+from experiments.stats.ml_metrics import (
+    MLEstimate,
+    compare_ml_metric,
+    compute_ml_metric,
+    is_lower_better,
+)
+from experiments.stats.results import (
+    Comparison,
+    CupedResult,
+    MetricResult,
+    Report,
+    VariantSummary,
+)
+from experiments.stats.sequential import sequential_interval
+from experiments.stats.spec import AnalysisData, AnalysisSpec, MetricSpec, MLArrays
+from experiments.stats.srm import check_srm
+from experiments.stats.summaries import Moments
+
+__all__ = ["AnalysisData", "AnalysisSpec", "MLArrays", "MetricSpec", "analyze"]
+
+Bounds = tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """A comparison before correction, with the one-sided bounds guardrails need."""
+
+    comparison: Comparison
+    bounds: Bounds
+    control_mean: float | None
+
+
+def _validate(spec: AnalysisSpec) -> None:
+    if spec.control not in spec.weights:
+        raise ValueError(f"control '{spec.control}' is not one of the variants")
+    if len(spec.weights) < 2:
+        raise ValueError("an experiment needs a control and at least one treatment")
+    if not 0.0 < spec.alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {spec.alpha}")
+    if not 0.5 <= spec.win_probability < 1.0:
+        raise ValueError(f"win_probability must be in [0.5, 1), got {spec.win_probability}")
+    names = [m.name for m in spec.metrics]
+    if len(set(names)) != len(names):
+        raise ValueError("metric names must be unique")
+    primaries = [m for m in spec.metrics if m.role is MetricRole.PRIMARY]
+    if len(primaries) != 1:
+        raise ValueError(f"exactly one primary metric is required, got {len(primaries)}")
+    for m in spec.metrics:
+        if m.kind.is_ml != (m.role is MetricRole.ML):
+            raise ValueError(f"metric '{m.name}': ML kinds take role 'ml' and only they do")
+        if m.margin is not None and not (math.isfinite(m.margin) and m.margin >= 0):
+            raise ValueError(f"metric '{m.name}': margin must be >= 0")
+
+
+def _columns(kind: MetricKind, covariate: bool) -> int:
+    base = 2 if kind is MetricKind.RATIO else 1
+    return 2 * base if covariate else base
+
+
+def _variant_moments(spec: AnalysisSpec, m: MetricSpec, data: AnalysisData) -> dict[str, Moments]:
+    k = _columns(m.kind, data.has_covariate.get(m.name, False))
+    given = data.moments.get(m.name, {})
+    out = {}
+    for variant in spec.weights:
+        mo = given.get(variant, Moments.empty(k))
+        if mo.k < k:
+            raise ValueError(f"metric '{m.name}': variant '{variant}' has {mo.k} columns, need {k}")
+        out[variant] = mo
+    return out
+
+
+def _summary(mo: Moments, kind: MetricKind) -> VariantSummary:
+    if mo.n == 0:
+        return VariantSummary(0, None, reason="no units")
+    if kind is MetricKind.RATIO:
+        r, var_r = fq.ratio_estimate(mo)
+        if r is None:
+            return VariantSummary(mo.n, None, reason="denominator sum is 0")
+        se = None if var_r is None else math.sqrt(var_r)
+        return VariantSummary(mo.n, r, fq.finite(None if se is None else se * math.sqrt(mo.n)), se)
+    sd = fq.finite(math.sqrt(mo.var(0))) if mo.n >= 2 else None
+    return VariantSummary(mo.n, mo.mean(0), sd, None if sd is None else sd / math.sqrt(mo.n))
+
+
+class _Context:
+    """Shared settings of one analysis run."""
+
+    def __init__(self, spec: AnalysisSpec, planned_n: int | None) -> None:
+        self.spec = spec
+        self.planned_n = planned_n
+        self.weight_sum = sum(spec.weights.values())
+
+    def pair_planned_n(self, variant: str, n_now: int) -> tuple[int, str | None]:
+        """Planned units of the control-and-``variant`` pair, for the mixing parameter."""
+        spec = self.spec
+        if self.planned_n is None:
+            return max(n_now, 1), "no planned sample size: the sequence is tuned to the current n"
+        share = (spec.weights[spec.control] + spec.weights[variant]) / self.weight_sum
+        return max(1, round(self.planned_n * share)), None
+
+
+def _read(
+    ctx: _Context,
+    m: MetricSpec,
+    variant: str,
+    diff: fq.Difference,
+    pair: tuple[Moments, Moments] | None,
+) -> _Raw:
+    """A :class:`Comparison` from a raw difference, through the experiment's method."""
+    spec = ctx.spec
+    reasons = list(diff.reasons)
+    abs_ci, rel_ci, p_value = diff.abs_ci, diff.rel_ci, diff.p_value
+    bounds: Bounds = None
+    chance = loss = None
+    est, se = diff.abs_diff, diff.std_err
+    if est is not None and se is not None and se > 0.0:
+        bounds = fq._interval(est, se, fq.critical_value(2 * spec.alpha, diff.df))
+    if spec.method is AnalysisMethod.SEQUENTIAL and diff.n > 0:
+        planned, why = ctx.pair_planned_n(variant, diff.n)
+        reasons += [why] if why else []
+        a2 = (est or 0.0, se or 0.0, diff.n, planned)
+        seq = sequential_interval(*a2, spec.alpha)
+        one_sided = sequential_interval(*a2, min(2 * spec.alpha, 0.5))
+        p_value = seq.p_value
+        abs_ci = _pair(seq.ci_low, seq.ci_high)
+        bounds = _pair(one_sided.ci_low, one_sided.ci_high)
+        rel_ci = None
+        if diff.rel_lift is not None and diff.rel_std_err:
+            rel = sequential_interval(diff.rel_lift, diff.rel_std_err, diff.n, planned, spec.alpha)
+            rel_ci = _pair(rel.ci_low, rel.ci_high)
+    elif spec.method is AnalysisMethod.BAYESIAN and diff.n > 0:
+        post, post2 = _posterior(ctx, m, diff, pair, spec.alpha), None
+        if m.role is MetricRole.GUARDRAIL:
+            post2 = _posterior(ctx, m, diff, pair, min(2 * spec.alpha, 0.5))
+            bounds = post2.abs_ci
+        abs_ci, rel_ci = post.abs_ci, post.rel_ci
+        chance, loss = post.chance_to_beat_control, post.expected_loss
+        reasons += [post.reason] if post.reason else []
+    comparison = Comparison(
+        variant=variant,
+        abs_diff=diff.abs_diff,
+        abs_ci=abs_ci,
+        rel_lift=diff.rel_lift,
+        rel_ci=rel_ci,
+        p_value=p_value,
+        p_value_adjusted=None,
+        significant=False,
+        direction="undefined",
+        std_err=diff.std_err,
+        newcombe_ci=diff.newcombe_ci,
+        reason="; ".join(dict.fromkeys(reasons)) or None,
+        chance_to_beat_control=chance,
+        expected_loss=loss,
+    )
+    return _Raw(comparison, bounds, diff.control_mean)
+
+
+def _pair(low: float | None, high: float | None) -> Bounds:
+    return None if low is None or high is None else (low, high)
+
+
+def _posterior(
+    ctx: _Context,
+    m: MetricSpec,
+    diff: fq.Difference,
+    pair: tuple[Moments, Moments] | None,
+    alpha: float,
+) -> BayesianResult:
+    """Posterior summaries of one comparison.
+
+    From the moments when given (small conversions then use the Beta model),
+    else from the delta-method estimates of ``diff`` (CUPED-adjusted values).
+    """
+    spec = ctx.spec
+    if pair is not None:
+        return bayesian_compare(
+            pair[0],
+            pair[1],
+            alpha=alpha,
+            prior_sd=spec.prior_sd,
+            higher_is_better=m.higher_is_better,
+            kind=m.kind,
+            seed=spec.seed,
+        )
+    if diff.rel_lift is None or diff.rel_std_err is None or diff.std_err is None:
+        return BayesianResult(None, None, None, None, None, None, "relative lift undefined")
+    return bayesian_compare_normal(
+        diff.rel_lift,
+        diff.rel_std_err**2,
+        diff.abs_diff or 0.0,
+        diff.std_err**2,
+        alpha=alpha,
+        prior_sd=spec.prior_sd,
+        higher_is_better=m.higher_is_better,
+    )
+
+
+def _compare(kind: MetricKind, control: Moments, treatment: Moments, alpha: float) -> fq.Difference:
+    if kind is MetricKind.CONVERSION:
+        return fq.compare_proportions(control, treatment, alpha=alpha)
+    if kind is MetricKind.RATIO:
+        return fq.compare_ratios(control, treatment, alpha=alpha)
+    return fq.compare_means(control, treatment, alpha=alpha)
+
+
+def _finish(ctx: _Context, m: MetricSpec, raw: _Raw, p_adj: float | None) -> Comparison:
+    """Set the adjusted p-value, significance, direction and guardrail status."""
+    spec, c = ctx.spec, raw.comparison
+    higher = m.higher_is_better
+    if spec.method is AnalysisMethod.BAYESIAN and not m.kind.is_ml:
+        chance = c.chance_to_beat_control
+        better = chance is not None and chance >= spec.win_probability
+        worse = chance is not None and chance <= 1.0 - spec.win_probability
+        significant = better or worse
+        direction = "undefined" if chance is None else "inconclusive"
+        direction = "better" if better else "worse" if worse else direction
+    else:
+        significant = p_adj is not None and p_adj < spec.alpha
+        direction = "undefined" if p_adj is None else "inconclusive"
+        if significant and c.abs_diff is not None:
+            direction = "better" if (c.abs_diff > 0) == higher else "worse"
+    status = None
+    if m.role is MetricRole.GUARDRAIL:
+        margin = m.margin or 0.0
+        bounds = raw.bounds
+        if m.margin_type is MarginType.RELATIVE:
+            if raw.control_mean is None:
+                bounds = None
+            else:
+                margin *= abs(raw.control_mean)
+        status = str(guardrail_status(bounds, margin=margin, higher_is_better=higher))
+    return replace(
+        c,
+        p_value_adjusted=p_adj,
+        significant=significant,
+        direction=direction,
+        guardrail_status=status,
+    )
+
+
+@dataclass
+class _MetricWork:
+    """A metric's results before correction."""
+
+    spec: MetricSpec
+    variants: dict[str, VariantSummary]
+    raws: list[_Raw]
+    fit: CupedFit | None = None
+    cuped_raws: list[_Raw] = field(default_factory=list)
+    moments: dict[str, Moments] = field(default_factory=dict)
+    adjusted: dict[str, Moments] = field(default_factory=dict)
+
+
+def _prepare(spec: AnalysisSpec, m: MetricSpec, data: AnalysisData) -> _MetricWork:
+    """Per-variant summaries, the moments to compare and the CUPED fit of a business metric."""
+    moments = _variant_moments(spec, m, data)
+    outcome = [0, 1] if m.kind is MetricKind.RATIO else [0]
+    plain = {v: mo.select(outcome) for v, mo in moments.items()}
+    work = _MetricWork(m, {v: _summary(mo, m.kind) for v, mo in plain.items()}, [])
+    work.moments = plain
+    if data.has_covariate.get(m.name, False):
+        k = _columns(m.kind, True)
+        work.adjusted = {v: mo.select(range(k)) for v, mo in moments.items()}
+        work.fit = fit_cuped([work.adjusted[v] for v in spec.weights], m.kind)
+    return work
+
+
+def _compare_business(ctx: _Context, work: _MetricWork) -> None:
+    """Fill the raw comparisons (plain and CUPED-adjusted) of a prepared metric."""
+    spec, m = ctx.spec, work.spec
+    control = work.moments[spec.control]
+    for t in (v for v in spec.weights if v != spec.control):
+        diff = _compare(m.kind, control, work.moments[t], spec.alpha)
+        work.raws.append(_read(ctx, m, t, diff, (control, work.moments[t])))
+        if work.fit is not None:
+            adj = work.adjusted
+            diff = compare_adjusted(adj[spec.control], adj[t], work.fit, alpha=spec.alpha)
+            work.cuped_raws.append(_read(ctx, m, t, diff, None))
+
+
+def _ml(ctx: _Context, m: MetricSpec, data: AnalysisData) -> _MetricWork:
+    spec = ctx.spec
+    arrays = data.ml.get(m.name, {})
+    estimates = {}
+    for v in spec.weights:
+        a = arrays.get(v)
+        if a is None or len(a.scores) == 0:
+            estimates[v] = MLEstimate(None, None, None, None, 0, "no predictions with labels")
+            continue
+        estimates[v] = compute_ml_metric(
+            m.kind,
+            a.scores,
+            a.labels,
+            alpha=spec.alpha,
+            threshold=m.threshold,
+            clusters=a.clusters,
+            seed=spec.seed,
+        )
+    variants = {
+        v: VariantSummary(
+            e.n,
+            e.estimate,
+            std_err=e.std_err,
+            ci=_pair(e.ci_low, e.ci_high),
+            reason=e.reason,
+        )
+        for v, e in estimates.items()
+    }
+    work = _MetricWork(m, variants, [])
+    base = estimates[spec.control]
+    crit = fq.critical_value(spec.alpha)
+    for t in (v for v in spec.weights if v != spec.control):
+        e = estimates[t]
+        abs_diff, abs_ci, p_value = compare_ml_metric(base, e, alpha=spec.alpha)
+        rel = rel_ci = None
+        if base.estimate is not None and e.estimate is not None:
+            var_c = math.nan if base.std_err is None else base.std_err**2
+            var_t = math.nan if e.std_err is None else e.std_err**2
+            rel, _, rel_ci, _ = fq.relative_lift(base.estimate, var_c, e.estimate, var_t, crit)
+        se = None
+        if base.std_err is not None and e.std_err is not None:
+            se = math.hypot(base.std_err, e.std_err)
+        reason = base.reason or e.reason
+        if reason is None and p_value is None:
+            reason = "standard error of the difference is 0 or undefined"
+        comparison = Comparison(
+            t, abs_diff, abs_ci, rel, rel_ci, p_value, None, False, "undefined", se, reason=reason
+        )
+        work.raws.append(_Raw(comparison, None, base.estimate))
+    return work
+
+
+def _correct(
+    works: Sequence[_MetricWork], correction: Correction, adjusted: bool
+) -> list[list[float | None]]:
+    """Adjusted p-values of one family made of all comparisons of ``works``."""
+    raws = [w.cuped_raws if adjusted else w.raws for w in works]
+    flat = adjust_p_values([r.comparison.p_value for rs in raws for r in rs], correction)
+    out, i = [], 0
+    for rs in raws:
+        out.append(flat[i : i + len(rs)])
+        i += len(rs)
+    return out
+
+
+def _planned_n(ctx: _Context, work: _MetricWork) -> int | None:
+    spec, m = ctx.spec, work.spec
+    if spec.planned_n is not None:
+        return spec.planned_n
+    base = work.variants[spec.control]
+    if base.mean is None or base.std_dev is None:
+        return None
+    kind = m.kind
+    var = base.mean * (1 - base.mean) if kind is MetricKind.CONVERSION else base.std_dev**2
+    if work.fit is not None and work.fit.variance_reduction is not None:
+        var *= max(0.0, 1.0 - work.fit.variance_reduction)
+        kind = MetricKind.MEAN if kind is MetricKind.CONVERSION else kind
+    control_first = [spec.control, *(v for v in spec.weights if v != spec.control)]
+    return plan_units(
+        kind=kind,
+        baseline_mean=base.mean,
+        baseline_var=var,
+        mde=spec.mde,
+        alpha=spec.alpha,
+        power=spec.power,
+        weights=[spec.weights[v] for v in control_first],
+        sequential=spec.method is AnalysisMethod.SEQUENTIAL,
+    )
+
+
+def analyze(spec: AnalysisSpec, data: AnalysisData) -> Report:
+    """Analyse an experiment from its sufficient statistics.
+
+    Args:
+        spec: variants and weights, metrics with roles, alpha, method, correction...
+        data: exposed units, moments per metric and variant, ML prediction arrays.
+
+    Returns:
+        The full report; serialise it with :func:`experiments.stats.results.report_to_dict`.
+
+    Raises:
+        ValueError: the spec is inconsistent (unknown control, not exactly one
+            primary metric, moments with too few columns...).
+    """
+    _validate(spec)
+    srm = check_srm(data.units, spec.weights)
+    primary_spec = next(m for m in spec.metrics if m.role is MetricRole.PRIMARY)
+    # The planned sample tunes the sequential mixing, so it is fixed before any test.
+    works = {primary_spec.name: _prepare(spec, primary_spec, data)}
+    ctx = _Context(spec, None)
+    ctx.planned_n = _planned_n(ctx, works[primary_spec.name])
+    for m in spec.metrics:
+        if m.kind.is_ml:
+            m = replace(m, higher_is_better=not is_lower_better(m.kind))
+            works[m.name] = _ml(ctx, m, data)
+        elif m.name not in works:
+            works[m.name] = _prepare(spec, m, data)
+    for w in works.values():
+        if not w.spec.kind.is_ml:
+            _compare_business(ctx, w)
+
+    def by_role(role: MetricRole) -> list[_MetricWork]:
+        return [w for w in works.values() if w.spec.role is role]
+
+    adjusted: dict[tuple[str, bool], list[float | None]] = {}
+    for role, correction in (
+        (MetricRole.PRIMARY, spec.correction),
+        (MetricRole.SECONDARY, Correction.BH),
+    ):
+        family = by_role(role)
+        for cuped in (False, True):
+            members = [w for w in family if not cuped or w.fit is not None]
+            for w, ps in zip(members, _correct(members, correction, cuped), strict=True):
+                adjusted[(w.spec.name, cuped)] = ps
+
+    results: dict[str, MetricResult] = {}
+    for name, w in works.items():
+        m = w.spec
+
+        def finish(raws: list[_Raw], cuped: bool, m: MetricSpec = m) -> tuple[Comparison, ...]:
+            ps = adjusted.get((m.name, cuped), [r.comparison.p_value for r in raws])
+            return tuple(_finish(ctx, m, r, p) for r, p in zip(raws, ps, strict=True))
+
+        cuped_result = None
+        if w.fit is not None:
+            cuped_result = CupedResult(
+                w.fit.theta,
+                w.fit.variance_reduction,
+                finish(w.cuped_raws, True),
+                "; ".join(w.fit.reasons) or None,
+            )
+        family_correction = {
+            MetricRole.PRIMARY: spec.correction,
+            MetricRole.SECONDARY: Correction.BH,
+        }.get(m.role, Correction.NONE)
+        results[name] = MetricResult(
+            name=name,
+            kind=m.kind,
+            role=m.role,
+            correction=family_correction,
+            higher_is_better=m.higher_is_better,
+            variants=w.variants,
+            comparisons=finish(w.raws, False),
+            cuped=cuped_result,
+            margin=m.margin if m.role is MetricRole.GUARDRAIL else None,
+            margin_type=m.margin_type if m.role is MetricRole.GUARDRAIL else None,
+        )
+
+    primary_work = works[primary_spec.name]
+    primary = results[primary_spec.name]
+
+    def pairwise(a: str, b: str) -> fq.Difference:
+        if primary_work.fit is not None:
+            adj = primary_work.adjusted
+            return compare_adjusted(adj[a], adj[b], primary_work.fit, alpha=spec.alpha)
+        mo = primary_work.moments
+        return _compare(primary_spec.kind, mo[a], mo[b], spec.alpha)
+
+    ml_results = [r for r in results.values() if r.role is MetricRole.ML]
+    diverges, ml_reasons = detect_ml_divergence(
+        primary, ml_results, control=spec.control, alpha=spec.alpha, pairwise=pairwise
+    )
+    decision = decide(
+        primary=primary,
+        guardrails=[r for r in results.values() if r.role is MetricRole.GUARDRAIL],
+        srm=srm,
+        units=srm.observed,
+        control=spec.control,
+        planned_n=ctx.planned_n,
+        alpha=spec.alpha,
+        pairwise=pairwise,
+        ml_divergence=diverges,
+        ml_reasons=ml_reasons,
+    )
+    return Report(spec.alpha, spec.method, spec.control, srm, results, decision, ctx.planned_n)
