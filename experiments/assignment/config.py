@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from experiments.assignment.allocation import (
@@ -22,7 +23,13 @@ from experiments.assignment.allocation import (
     normalize_ranges,
     share_to_buckets,
 )
-from experiments.assignment.hashing import BUCKETS, HASH_VERSION, traffic_salt, variant_salt
+from experiments.assignment.hashing import (
+    BUCKETS,
+    HASH_VERSION,
+    message_prefix,
+    traffic_salt,
+    variant_salt,
+)
 from experiments.assignment.targeting import Predicate, compile_targeting, validate_targeting
 from experiments.domain import EXPERIMENT_KEY_RE, UNIT_ID_MAX
 from experiments.errors import FieldProblem
@@ -47,12 +54,17 @@ class ExperimentState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class VariantConfig:
-    """One variant: key, weight, control flag and the params served."""
+    """One variant: key, weight, control flag and the params served.
+
+    ``has_nested_params`` tells evaluation whether a shallow copy of ``params`` is
+    enough to protect the snapshot from callers that mutate what they get.
+    """
 
     key: str
     weight: float
     is_control: bool
     params: dict[str, Any]
+    has_nested_params: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +72,7 @@ class LayerConfig:
     """The layer an experiment lives in and the layer buckets it owns."""
 
     key: str
-    salt: bytes
+    prefix: bytes
     buckets: tuple[tuple[int, int], ...]
 
 
@@ -73,8 +85,8 @@ class ExperimentConfig:
     salt: str
     traffic: float
     traffic_buckets: int
-    traffic_salt: bytes
-    variant_salt: bytes
+    traffic_prefix: bytes
+    variant_prefix: bytes
     layer: LayerConfig | None
     targeting: Predicate | None
     forced: Mapping[str, int]
@@ -84,9 +96,9 @@ class ExperimentConfig:
     promoted_index: int
 
     @property
-    def control_params(self) -> dict[str, Any]:
-        """Params of the control variant (shared: copy before handing out)."""
-        return self.variants[self.control_index].params
+    def control(self) -> VariantConfig:
+        """The control variant."""
+        return self.variants[self.control_index]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +108,7 @@ class ConfigSnapshot:
     version: str
     holdout_fraction: float
     holdout_buckets: int
-    holdout_salt: bytes
+    holdout_prefix: bytes
     experiments: Mapping[str, ExperimentConfig]
 
 
@@ -161,7 +173,8 @@ def _parse_variants(
         if not isinstance(params, dict):
             problems.add(f"{vpath}.params", "must be an object")
         if len(problems.items) == start:
-            variants.append(VariantConfig(str(key), float(weight), is_control, params))
+            nested = any(isinstance(v, dict | list) for v in params.values())
+            variants.append(VariantConfig(str(key), float(weight), is_control, params, nested))
     if len(problems.items) > start:
         return None
     controls = [i for i, v in enumerate(variants) if v.is_control]
@@ -207,7 +220,7 @@ def _parse_layer(raw: Any, path: str, problems: _Problems) -> LayerConfig | None
     if sum(e - s for s, e in merged) != sum(e - s for s, e in pairs):
         problems.add(f"{path}.buckets", "ranges must not overlap")
         return None
-    return LayerConfig(key, salt.encode("utf-8"), tuple(merged))
+    return LayerConfig(key, message_prefix(salt), tuple(merged))
 
 
 def _parse_experiment(raw: Any, path: str, problems: _Problems) -> ExperimentConfig | None:
@@ -262,11 +275,11 @@ def _parse_experiment(raw: Any, path: str, problems: _Problems) -> ExperimentCon
         salt=salt,
         traffic=traffic,
         traffic_buckets=share_to_buckets(traffic),
-        traffic_salt=traffic_salt(salt).encode("utf-8"),
-        variant_salt=variant_salt(salt).encode("utf-8"),
+        traffic_prefix=message_prefix(traffic_salt(salt)),
+        variant_prefix=message_prefix(variant_salt(salt)),
         layer=layer,
         targeting=compile_targeting(targeting_raw),
-        forced=forced,
+        forced=MappingProxyType(forced),
         variants=variants,
         boundaries=boundaries,
         control_index=control_index,
@@ -274,24 +287,26 @@ def _parse_experiment(raw: Any, path: str, problems: _Problems) -> ExperimentCon
     )
 
 
-def _check_layers(experiments: list[ExperimentConfig], problems: _Problems) -> None:
+def _check_layers(experiments: list[tuple[int, ExperimentConfig]], problems: _Problems) -> None:
     """Experiments of one layer share its salt and own disjoint buckets."""
     seen: dict[str, tuple[bytes, list[tuple[int, int]], str]] = {}
-    for exp in experiments:
+    for i, exp in experiments:
         if exp.layer is None:
             continue
         layer = exp.layer
         if layer.key not in seen:
-            seen[layer.key] = (layer.salt, list(layer.buckets), exp.key)
+            seen[layer.key] = (layer.prefix, list(layer.buckets), exp.key)
             continue
         salt, owned, first = seen[layer.key]
-        if layer.salt != salt:
-            problems.add(f"{exp.key}.layer.salt", f"differs from {first}'s in layer {layer.key}")
+        if layer.prefix != salt:
+            problems.add(
+                f"experiments[{i}].layer.salt", f"differs from {first}'s in layer {layer.key}"
+            )
         total = sum(e - s for s, e in owned) + sum(e - s for s, e in layer.buckets)
         merged = normalize_ranges([*owned, *layer.buckets])
         if sum(e - s for s, e in merged) != total:
             problems.add(
-                f"{exp.key}.layer.buckets",
+                f"experiments[{i}].layer.buckets",
                 f"overlap another experiment's buckets in layer {layer.key}",
             )
         owned.extend(layer.buckets)
@@ -330,7 +345,7 @@ def parse_config(document: Mapping[str, Any]) -> ConfigSnapshot:
         fraction = _share(holdout.get("fraction", 0.0), "holdout.fraction", problems)
         holdout_salt = _salt(holdout.get("salt"), "holdout.salt", problems)
     raw_experiments = document.get("experiments", [])
-    parsed: list[ExperimentConfig] = []
+    parsed: list[tuple[int, ExperimentConfig]] = []
     if not isinstance(raw_experiments, list):
         problems.add("experiments", "must be a list")
     else:
@@ -338,9 +353,9 @@ def parse_config(document: Mapping[str, Any]) -> ConfigSnapshot:
             exp = _parse_experiment(raw, f"experiments[{i}]", problems)
             if exp is None:
                 continue
-            if any(other.key == exp.key for other in parsed):
+            if any(other.key == exp.key for _, other in parsed):
                 problems.add(f"experiments[{i}].key", f"duplicates experiment {exp.key}")
-            parsed.append(exp)
+            parsed.append((i, exp))
         _check_layers(parsed, problems)
     if problems.items:
         raise ValueError("invalid config: " + "; ".join(str(p) for p in problems.items))
@@ -350,6 +365,6 @@ def parse_config(document: Mapping[str, Any]) -> ConfigSnapshot:
         version=version,
         holdout_fraction=fraction,
         holdout_buckets=share_to_buckets(fraction),
-        holdout_salt=holdout_salt.encode("utf-8"),
-        experiments={exp.key: exp for exp in parsed},
+        holdout_prefix=message_prefix(holdout_salt),
+        experiments=MappingProxyType({exp.key: exp for _, exp in parsed}),
     )

@@ -31,9 +31,10 @@ from experiments.assignment.config import (
     ConfigSnapshot,
     ExperimentConfig,
     ExperimentState,
+    VariantConfig,
     parse_config,
 )
-from experiments.assignment.hashing import bucket_bytes
+from experiments.assignment.hashing import bucket_prefixed
 from experiments.domain import UNIT_ID_MAX
 
 __all__ = [
@@ -89,6 +90,12 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
+def _params(variant: VariantConfig) -> dict[str, Any]:
+    if variant.has_nested_params:
+        return {k: _copy_json(v) for k, v in variant.params.items()}
+    return dict(variant.params)
+
+
 def _check_unit_id(unit_id: str) -> bytes:
     if not isinstance(unit_id, str) or not 1 <= len(unit_id) <= UNIT_ID_MAX:
         raise ValueError(f"unit_id: must be a string of 1 to {UNIT_ID_MAX} characters")
@@ -96,7 +103,7 @@ def _check_unit_id(unit_id: str) -> bytes:
 
 
 class _UnitHashes:
-    """Per-unit cache so each salt is hashed at most once in a pass."""
+    """Per-unit cache so each salt (holdout, layer) is hashed at most once in a pass."""
 
     __slots__ = ("_cache", "unit")
 
@@ -104,16 +111,29 @@ class _UnitHashes:
         self.unit = unit
         self._cache: dict[bytes, int] = {}
 
-    def bucket(self, salt: bytes) -> int:
-        value = self._cache.get(salt)
+    def cached(self, prefix: bytes) -> int:
+        value = self._cache.get(prefix)
         if value is None:
-            value = bucket_bytes(salt, self.unit)
-            self._cache[salt] = value
+            value = self._cache[prefix] = bucket_prefixed(prefix, self.unit)
         return value
+
+    def once(self, prefix: bytes) -> int:
+        """Bucket of a salt used by a single experiment: nothing to cache."""
+        return bucket_prefixed(prefix, self.unit)
+
+
+# Enum members bound once: attribute lookups on Enum classes are slow in the hot path.
+_PROMOTED = ExperimentState.PROMOTED
+_STOPPED = ExperimentState.STOPPED
+_ASSIGNED = AssignmentReason.ASSIGNED
+_FORCED = AssignmentReason.FORCED
+_HOLDOUT = AssignmentReason.HOLDOUT
+_NOT_TARGETED = AssignmentReason.NOT_TARGETED
+_TRAFFIC = AssignmentReason.TRAFFIC
 
 
 def _fallback(exp: ExperimentConfig, reason: AssignmentReason) -> Assignment:
-    return Assignment(exp.key, None, _copy_json(exp.control_params), False, reason)
+    return Assignment(exp.key, None, _params(exp.control), False, reason)
 
 
 def _evaluate_one(
@@ -123,32 +143,28 @@ def _evaluate_one(
     hashes: _UnitHashes,
     attributes: Mapping[str, Any],
 ) -> Assignment:
-    if exp.state is ExperimentState.PROMOTED:
+    if exp.state is _PROMOTED:
         promoted = exp.variants[exp.promoted_index]
         return Assignment(
-            exp.key, promoted.key, _copy_json(promoted.params), False, AssignmentReason.PROMOTED
+            exp.key, promoted.key, _params(promoted), False, AssignmentReason.PROMOTED
         )
-    if exp.state is ExperimentState.STOPPED:
+    if exp.state is _STOPPED:
         return _fallback(exp, AssignmentReason.NOT_RUNNING)
     forced = exp.forced.get(unit_id)
     if forced is not None:
         variant = exp.variants[forced]
-        return Assignment(
-            exp.key, variant.key, _copy_json(variant.params), False, AssignmentReason.FORCED
-        )
-    if config.holdout_buckets and hashes.bucket(config.holdout_salt) < config.holdout_buckets:
-        return _fallback(exp, AssignmentReason.HOLDOUT)
+        return Assignment(exp.key, variant.key, _params(variant), False, _FORCED)
+    if config.holdout_buckets and hashes.cached(config.holdout_prefix) < config.holdout_buckets:
+        return _fallback(exp, _HOLDOUT)
     if exp.targeting is not None and not exp.targeting(attributes):
-        return _fallback(exp, AssignmentReason.NOT_TARGETED)
+        return _fallback(exp, _NOT_TARGETED)
     if exp.layer is not None:
-        if not is_bucket_in(exp.layer.buckets, hashes.bucket(exp.layer.salt)):
-            return _fallback(exp, AssignmentReason.TRAFFIC)
-    elif exp.traffic_buckets < 10_000 and hashes.bucket(exp.traffic_salt) >= exp.traffic_buckets:
-        return _fallback(exp, AssignmentReason.TRAFFIC)
-    variant = exp.variants[index_for(exp.boundaries, hashes.bucket(exp.variant_salt))]
-    return Assignment(
-        exp.key, variant.key, _copy_json(variant.params), True, AssignmentReason.ASSIGNED
-    )
+        if not is_bucket_in(exp.layer.buckets, hashes.cached(exp.layer.prefix)):
+            return _fallback(exp, _TRAFFIC)
+    elif exp.traffic_buckets < 10_000 and hashes.once(exp.traffic_prefix) >= exp.traffic_buckets:
+        return _fallback(exp, _TRAFFIC)
+    variant = exp.variants[index_for(exp.boundaries, hashes.once(exp.variant_prefix))]
+    return Assignment(exp.key, variant.key, _params(variant), True, _ASSIGNED)
 
 
 def evaluate(

@@ -170,12 +170,15 @@ def _compile_operator(name: str, op: str, operand: Any) -> Predicate:
         return lambda attrs: (v := attrs.get(name)) is None or not json_equal(v, operand)
     if op in ("in", "not_in"):
         items = tuple(operand)
+        strings = frozenset(item for item in items if isinstance(item, str))
         negate = op == "not_in"
 
         def member(attrs: Mapping[str, Any]) -> bool:
             value = attrs.get(name)
             if value is None:
                 return negate
+            if isinstance(value, str):  # fast path: strings only equal strings
+                return (value in strings) is not negate
             found = any(json_equal(value, item) for item in items)
             return found is not negate
 

@@ -141,6 +141,9 @@ class Dispatcher:
                 response = self._transport.send("POST", f"/api/v1/{kind}", {kind: batch})
             except httpx.TransportError as exc:
                 message = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # boundary: a custom transport failed; do not retry
+                logger.exception("xp sdk: sending %s failed unexpectedly", kind)
+                return _Outcome("drop", f"unexpected {type(exc).__name__}: {exc}")
             else:
                 status = response.status_code
                 message = f"HTTP {status}{_error_text(response)}"

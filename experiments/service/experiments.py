@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from experiments.assignment.allocation import allocate_buckets, count_buckets
+from experiments.assignment.allocation import allocate_buckets
 from experiments.domain import ConclusionDecision, ExperimentStatus
 from experiments.errors import (
     ConflictError,
@@ -134,11 +134,6 @@ def _get_or_create_layer(session: Session, key: str, now: datetime) -> Layer:
     return layer
 
 
-def _check_free_share(session: Session, layer: Layer, experiment: Experiment, share: float) -> None:
-    taken = queries.taken_buckets(session, layer.id, exclude=experiment.id)
-    allocate_buckets(taken, [], share, layer=layer.key, experiment=experiment.key)
-
-
 def _write_spec(session: Session, experiment: Experiment, spec: ExperimentSpec) -> None:
     """Copy a validated spec onto the rows (variants and metrics replaced)."""
     experiment.name = spec.name
@@ -183,6 +178,10 @@ def create_experiment(session: Session, spec: ExperimentSpec, *, now: datetime) 
     """
     if queries.find_experiment(session, spec.key) is not None:
         raise ConflictError(f"experiment {spec.key!r} already exists")
+    layer = _get_or_create_layer(session, spec.layer, now) if spec.layer else None
+    if layer is not None:
+        taken = queries.taken_buckets(session, layer.id, exclude=None)
+        allocate_buckets(taken, [], spec.traffic, layer=layer.key, experiment=spec.key)
     experiment = Experiment(
         key=spec.key,
         status=ExperimentStatus.DRAFT.value,
@@ -191,10 +190,8 @@ def create_experiment(session: Session, spec: ExperimentSpec, *, now: datetime) 
         created_at=now,
         updated_at=now,
         extra={},
+        layer=layer,
     )
-    if spec.layer:
-        experiment.layer = _get_or_create_layer(session, spec.layer, now)
-        _check_free_share(session, experiment.layer, experiment, spec.traffic)
     _write_spec(session, experiment, spec)
     session.add(experiment)
     session.flush()
@@ -416,8 +413,3 @@ def apply_spec(session: Session, document: Any, *, now: datetime) -> tuple[Exper
     if isinstance(document, Mapping) and document.get("reshuffle") is True:
         patch["reshuffle"] = True
     return update_experiment(session, spec.key, patch, now=now), "updated"
-
-
-def owned_share(experiment: Experiment) -> float:
-    """Share of its layer's buckets an experiment owns (0 when it owns none)."""
-    return count_buckets([tuple(r) for r in experiment.buckets or []]) / 10_000  # type: ignore[misc]

@@ -118,8 +118,12 @@ def relative_lift(
     rel = finite(mean_t / mean_c - 1.0)
     if rel is None:
         return None, None, None, "relative lift is not a finite number"
-    var = var_mean_t / mean_c**2 + mean_t**2 * var_mean_c / mean_c**4
-    se = finite(math.sqrt(var)) if math.isfinite(var) and var >= 0.0 else None
+    se: float | None = None
+    if var_mean_c >= 0.0 and var_mean_t >= 0.0:  # False for NaN
+        # Written as ratios so that a tiny control mean cannot underflow to 0.
+        se = finite(
+            math.hypot(math.sqrt(var_mean_t) / mean_c, (rel + 1.0) * math.sqrt(var_mean_c) / mean_c)
+        )
     if se is None or se == 0.0:
         return rel, se, None, "standard error of the relative lift is 0 or undefined"
     return rel, se, _interval(rel, se, crit), None

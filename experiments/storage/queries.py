@@ -87,3 +87,8 @@ def latest_snapshot(session: Session, experiment_id: int) -> AnalysisSnapshot | 
         .limit(1)
     )
     return session.scalars(stmt).one_or_none()
+
+
+def ping(session: Session) -> None:
+    """Run a trivial query (raises when the database does not answer)."""
+    session.execute(select(1)).scalar_one()

@@ -22,8 +22,8 @@ def test_parse_precomputes_evaluation_fields() -> None:
     snapshot = parse_config(doc)
     exp = snapshot.experiments["ranker-v2"]
     assert exp.state is ExperimentState.RUNNING
-    assert exp.traffic_salt == b"traffic:salt-ranker-v2"
-    assert exp.variant_salt == b"variant:salt-ranker-v2"
+    assert exp.traffic_prefix == b"traffic:salt-ranker-v2\x00"
+    assert exp.variant_prefix == b"variant:salt-ranker-v2\x00"
     assert exp.boundaries == (5000, 10_000)
     assert exp.layer is not None
     assert exp.layer.buckets == ((0, 2500), (7000, 7100))
@@ -179,7 +179,10 @@ def test_layer_overlap_between_experiments_is_refused() -> None:
         make_experiment("a", layer={**layer, "buckets": [[0, 5000]]}),
         make_experiment("b", layer={**layer, "buckets": [[4000, 6000]]}),
     )
-    with pytest.raises(ValueError, match="overlap another experiment's buckets in layer home-feed"):
+    with pytest.raises(
+        ValueError,
+        match=r"experiments\[1\]\.layer\.buckets: overlap another experiment's buckets in layer home-feed",
+    ):
         parse_config(doc)
 
 
@@ -188,7 +191,9 @@ def test_layer_salt_must_agree() -> None:
         make_experiment("a", layer={"key": "l", "salt": "one", "buckets": [[0, 10]]}),
         make_experiment("b", layer={"key": "l", "salt": "two", "buckets": [[10, 20]]}),
     )
-    with pytest.raises(ValueError, match="differs from a's in layer l"):
+    with pytest.raises(
+        ValueError, match=r"experiments\[1\]\.layer\.salt: differs from a's in layer l"
+    ):
         parse_config(doc)
 
 

@@ -9,7 +9,8 @@ from scipy import stats
 from experiments.assignment.hashing import (
     BUCKETS,
     bucket,
-    bucket_bytes,
+    bucket_prefixed,
+    message_prefix,
     traffic_salt,
     variant_salt,
 )
@@ -33,13 +34,16 @@ def test_bucket_range_and_determinism() -> None:
     assert list(values[:50]) == [bucket("3f9c2a71", u) for u in UNITS[:50]]
 
 
-def test_bucket_bytes_matches_bucket() -> None:
-    assert bucket_bytes(b"s", "café".encode()) == bucket("s", "café")
+def test_prefixed_matches_bucket() -> None:
+    assert message_prefix("sé") == b"s\xc3\xa9\x00"
+    assert bucket_prefixed(message_prefix("s"), "café".encode()) == bucket("s", "café")
 
 
 def test_salt_with_nul_is_refused() -> None:
     with pytest.raises(ValueError, match="salt: must not contain a NUL"):
         bucket("a\x00b", "user-1")
+    with pytest.raises(ValueError, match="salt: must not contain a NUL"):
+        message_prefix("\x00")
 
 
 def test_salt_changes_the_bucket() -> None:

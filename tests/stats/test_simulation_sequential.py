@@ -69,7 +69,7 @@ def _simulate_z(
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["conversion", "mean"], ids=["conversion", "mean"])
 def test_peeking_at_every_look_keeps_the_false_positive_rate(kind: str) -> None:
-    sims, looks, batch = 4000, 100, 100
+    sims, looks, batch = 10_000, 100, 100
     z, totals = _simulate_z(kind, sims, looks, batch, effect=0.0, seed=20260101)
     planned = int(totals[-1] // 2)  # tuned for the middle of the run
     crit = np.array([boundary_z(n, planned, ALPHA) for n in totals])
@@ -83,7 +83,7 @@ def test_peeking_at_every_look_keeps_the_false_positive_rate(kind: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["conversion", "mean"], ids=["conversion", "mean"])
 def test_sequential_power_at_the_planned_look_matches_the_formula(kind: str) -> None:
-    sims, looks, batch = 4000, 20, 250
+    sims, looks, batch = 10_000, 20, 250
     effect = 0.02 if kind == "conversion" else 0.15
     z, totals = _simulate_z(kind, sims, looks, batch, effect=effect, seed=7)
     planned = int(totals[-1])

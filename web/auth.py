@@ -1,0 +1,47 @@
+"""API key authentication for /api/v1 (Authorization: Bearer <key>)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import g, request
+
+from experiments.domain import ApiScope
+from experiments.service.keys import authenticate, has_scope
+from web.db import get_session
+from web.errors import error_response
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def require_scope(scope: ApiScope) -> Callable[[F], F]:
+    """Reject the request with 401 (no or bad key) or 403 (scope) before the view runs."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                response = error_response(
+                    401, "unauthorized", "missing API key: send Authorization: Bearer <key>"
+                )
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
+            key = authenticate(get_session(), token.strip())
+            if key is None:
+                response = error_response(401, "unauthorized", "invalid or revoked API key")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
+            if not has_scope(key, scope):
+                return error_response(
+                    403, "forbidden", f"this API key has scope {key.scope}; {scope} is needed"
+                )
+            g.api_key = key
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
