@@ -87,3 +87,28 @@ def format_signed_number(value: Any, digits: int = 3) -> str:
     text = format_number(value, digits)
     number = _finite(value)
     return f"+{text}" if number is not None and number > 0 else text
+
+
+def format_points(value: Any, digits: int = 2) -> str:
+    """A difference of two rates in percentage points (``0.007`` → ``+0.70 pp``)."""
+    number = _finite(value)
+    if number is None:
+        return DASH
+    if round(number * 100, digits) == 0:
+        return f"{0.0:.{digits}f} pp"
+    return f"{number * 100:+.{digits}f} pp"
+
+
+def format_confidence(alpha: float) -> str:
+    """The confidence level of an interval at ``alpha`` (``0.05`` → ``95%``)."""
+    return f"{round((1 - alpha) * 100, 4):g}%"
+
+
+def interval_name(method: str, alpha: float) -> str:
+    """What the report's intervals are, for labels (``95% CI``, ``95% credible interval``)."""
+    level = format_confidence(alpha)
+    if method == "bayesian":
+        return f"{level} credible interval"
+    if method == "sequential":
+        return f"{level} always-valid CI"
+    return f"{level} CI"

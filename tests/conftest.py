@@ -193,10 +193,11 @@ class LiveServer:
     workers: int
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    _handle: Any = None
 
     def start(self) -> None:
         assert self.log is not None
-        handle = self.log.open("ab")
+        self._handle = self.log.open("ab")
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -211,7 +212,7 @@ class LiveServer:
                 str(self.workers),
             ],
             env=self.env,
-            stdout=handle,
+            stdout=self._handle,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
@@ -233,6 +234,7 @@ class LiveServer:
             self.process.terminate()
         self.process.wait(timeout=30)
         self.process = None
+        self._handle.close()
 
     def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -280,3 +282,18 @@ def browser_executable() -> str:
             pytest.fail("CI=true but Debian's chromium is not installed (apt-get install chromium)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     return path
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    # Under CI=true a skipped database or browser test is a failure: CI must
+    # prove them, not quietly pass over them.
+    report = yield
+    if (
+        IN_CI
+        and report.skipped
+        and (item.get_closest_marker("db") or item.get_closest_marker("browser"))
+    ):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true: {report.longrepr}"
+    return report

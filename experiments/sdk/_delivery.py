@@ -102,7 +102,10 @@ class Dispatcher:
         stack = [payloads] if payloads else []
         while stack:
             batch = stack.pop()
-            outcome = self._send_with_retries(kind, batch)
+            if self._is_aborted():
+                outcome = _Outcome("drop", "client closed before delivery")
+            else:
+                outcome = self._send_with_retries(kind, batch)
             if outcome.verdict == "sent":
                 self._counters.add(sent=len(batch))
             elif outcome.verdict == "split" and len(batch) > 1:

@@ -1,9 +1,8 @@
 """The xp client: assign locally from a cached config, log everything in the background.
 
-Threads. A threaded client runs two daemon threads: ``xp-sdk-sender`` sends
-batches from the queue, ``xp-sdk-config`` refreshes the config every
-``refresh_interval`` seconds. The caller's thread only evaluates, validates
-and appends to the queue; it never does I/O or JSON encoding. With
+The caller's thread only evaluates, validates and appends to a bounded queue;
+it never does I/O or JSON encoding. A background sender delivers batches and a
+refresher keeps the config fresh (see :mod:`experiments.sdk._worker`); with
 ``threaded=False`` nothing runs in the background: ``flush()`` sends on the
 caller's thread and ``refresh()`` fetches the config (scripts, tests, jobs).
 
@@ -25,11 +24,11 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import random
 import threading
 import time
-import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -41,21 +40,21 @@ import httpx
 
 from experiments.assignment import Assignment, evaluate, evaluate_all
 from experiments.sdk._config_cache import ConfigCache
-from experiments.sdk._delivery import Dispatcher, RetryPolicy
+from experiments.sdk._delivery import RetryPolicy
 from experiments.sdk._items import (
     Item,
     build_event,
     build_exposure,
     build_label,
     build_prediction,
+    new_id,
 )
-from experiments.sdk._queue import ClientStats, Counters, ItemQueue
+from experiments.sdk._queue import ClientStats, ItemQueue
 from experiments.sdk._transport import Transport
+from experiments.sdk._worker import Worker
 from experiments.sdk.errors import (
     ConfigFetchError,
-    DeliveryError,
     InvalidItemError,
-    QueueFullError,
     SdkError,
 )
 
@@ -130,44 +129,30 @@ class Client:
         """
         _check_arguments(base_url, api_key, locals())
         self._on_error = on_error
-        self._refresh_interval = float(refresh_interval)
         self._close_timeout = float(close_timeout)
-        self._threaded = threaded
         self._transport = Transport(base_url, api_key, timeout=timeout, transport=transport)
         self._config = ConfigCache()
-        self._counters = Counters()
         self._queue = ItemQueue(capacity, batch_size, flush_interval / 1000.0, clock)
-        self._exposure_cache_size = exposure_cache_size
-        self._clock = clock
-        self._dispatcher = Dispatcher(
+        self._worker = Worker(
             self._transport,
-            self._counters,
+            self._queue,
             RetryPolicy(max_retries, backoff_base, backoff_max),
             self._report,
-            sleep or self._interruptible_sleep,
-            rng or random.Random(),
-            lambda: self._aborted,
+            self._refresh_config,
+            refresh_interval=float(refresh_interval),
+            threaded=threaded,
+            clock=clock,
+            sleep=sleep,
+            rng=rng,
         )
-        self._closed = False
         self._warned_no_config = False
-        self._overflowing = False
+        self._exposure_cache_size = exposure_cache_size
         self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
-        self._init_process_state()
+        self._seen_lock = threading.Lock()
         _live_clients.add(self)
         if wait_for_config:
             self._refresh_config()
-        self._fetch_first = not wait_for_config
-        self._start_threads()
-
-    def _init_process_state(self) -> None:
-        """Locks, events and thread handles: everything a forked child must renew."""
-        self._start_lock = threading.Lock()
-        self._seen_lock = threading.Lock()
-        self._abort_event = threading.Event()
-        self._stop_event = threading.Event()
-        self._aborted = False
-        self._threads: list[threading.Thread] = []
-        self._threads_pending = self._threaded
+        self._worker.start(fetch_config_first=not wait_for_config)
 
     # -- assignment ---------------------------------------------------------------
 
@@ -237,7 +222,7 @@ class Client:
             self._seen[seen_key] = None
             if len(self._seen) > self._exposure_cache_size:
                 self._seen.popitem(last=False)
-        item = build_exposure(str(uuid.uuid4()), assignment.experiment, unit_id, variant, None)
+        item = build_exposure(new_id(), assignment.experiment, unit_id, variant, None)
         if not self._enqueue("exposures", item):
             with self._seen_lock:  # not queued: let the next assign try again
                 self._seen.pop(seen_key, None)
@@ -274,7 +259,7 @@ class Client:
             The event id (also when the event was rejected or dropped; see
             ``on_error`` and :meth:`stats`).
         """
-        event_id = str(uuid.uuid4()) if event_id is None else event_id
+        event_id = new_id() if event_id is None else event_id
         try:
             item = build_event(event_id, name, unit_id, value, timestamp, properties)
         except Exception as exc:  # boundary: never raise into the host application
@@ -297,7 +282,7 @@ class Client:
         Returns:
             The exposure id.
         """
-        exposure_id = str(uuid.uuid4()) if exposure_id is None else exposure_id
+        exposure_id = new_id() if exposure_id is None else exposure_id
         try:
             item = build_exposure(exposure_id, experiment, unit_id, variant, timestamp)
         except Exception as exc:  # boundary: never raise into the host application
@@ -335,7 +320,7 @@ class Client:
         Returns:
             The prediction id, to pass to :meth:`log_label`.
         """
-        prediction_id = str(uuid.uuid4()) if prediction_id is None else prediction_id
+        prediction_id = new_id() if prediction_id is None else prediction_id
         try:
             if variant is None:
                 found = evaluate(self._config.snapshot, experiment, unit_id, attributes)
@@ -367,27 +352,7 @@ class Client:
             self._enqueue("labels", item)
 
     def _enqueue(self, kind: str, item: Item) -> bool:
-        if self._threads_pending:
-            self._start_threads()
-        if self._closed:
-            self._counters.add(dropped=1)
-            self._report(DeliveryError(f"{kind}: client is closed", kind=kind, items=[item]))
-            return False
-        if self._queue.put(kind, item):
-            self._overflowing = False
-            return True
-        self._counters.add(dropped=1)
-        if not self._overflowing:  # report once per overflow episode, count every item
-            self._overflowing = True
-            self._report(
-                QueueFullError(
-                    f"{kind}: queue full ({self._queue.capacity} items); "
-                    "dropping the newest items until it drains",
-                    kind=kind,
-                    items=[item],
-                )
-            )
-        return False
+        return self._worker.enqueue(kind, item)
 
     # -- reporting ----------------------------------------------------------------
 
@@ -400,7 +365,7 @@ class Client:
             logger.exception("xp sdk: unexpected error in %s", kind)
             error = SdkError(f"{kind}: unexpected {type(exc).__name__}: {exc}", kind=kind)
         if kind != "assign":
-            self._counters.add(rejected=1)
+            self._worker.counters.add(rejected=1)
         self._report(error)
 
     def _report(self, error: SdkError) -> None:
@@ -435,58 +400,6 @@ class Client:
             return False
         return True
 
-    # -- threads ------------------------------------------------------------------
-
-    def _start_threads(self) -> None:
-        with self._start_lock:
-            if not self._threads_pending or self._closed:
-                return
-            stop = self._stop_event
-            self._threads = [
-                threading.Thread(target=self._run_sender, name="xp-sdk-sender", daemon=True),
-                threading.Thread(
-                    target=self._run_refresher,
-                    args=(stop, self._fetch_first),
-                    name="xp-sdk-config",
-                    daemon=True,
-                ),
-            ]
-            for thread in self._threads:
-                thread.start()
-            self._threads_pending = False
-
-    def _run_sender(self) -> None:
-        while (batches := self._queue.wait_for_batches()) is not None:
-            self._deliver(batches)
-
-    def _deliver(self, batches: list[tuple[str, list[Item]]]) -> None:
-        for kind, items in batches:
-            try:
-                self._dispatcher.deliver(kind, items)
-            except Exception:  # boundary: keep the sender alive, whatever happens
-                logger.exception("xp sdk: delivering %d %s failed", len(items), kind)
-            finally:
-                self._queue.done(len(items))
-
-    def _run_refresher(self, stop: threading.Event, fetch_first: bool) -> None:
-        if fetch_first:
-            self._refresh_config()
-        while not stop.wait(self._refresh_interval):
-            self._refresh_config()
-
-    def _interruptible_sleep(self, seconds: float) -> None:
-        self._abort_event.wait(seconds)
-
-    def _reset_after_fork(self) -> None:
-        """Run in a forked child: fresh locks, queue, stats, connections, threads."""
-        self._queue.reset_after_fork()
-        self._counters.reset()
-        self._config.reset_after_fork()
-        self._transport.reset_after_fork()
-        self._fetch_first = False  # the snapshot came along with the fork
-        self._init_process_state()
-        self._threads_pending = self._threaded and not self._closed
-
     # -- flush, stats, close ------------------------------------------------------
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -499,25 +412,18 @@ class Client:
         Returns:
             True when nothing is left queued or in flight.
         """
-        if self._threaded:
-            if self._threads_pending:
-                self._start_threads()
-            if self._threads and self._threads[0].is_alive():
-                return self._queue.wait_idle(timeout)
-        deadline = self._clock() + timeout
-        while self._clock() <= deadline and (batches := self._queue.take_due(force=True)):
-            self._deliver(batches)
-        return self._queue.queued == 0
+        return self._worker.flush(timeout)
 
     def stats(self) -> ClientStats:
         """Counts of queued, sent, retried, dropped and rejected items."""
+        counters = self._worker.counters
         snapshot = self._config.snapshot
         return ClientStats(
             queued=self._queue.queued,
-            sent=self._counters.sent,
-            retried=self._counters.retried,
-            dropped=self._counters.dropped,
-            rejected=self._counters.rejected,
+            sent=counters.sent,
+            retried=counters.retried,
+            dropped=counters.dropped,
+            rejected=counters.rejected,
             config_version=None if snapshot is None else snapshot.version,
         )
 
@@ -525,29 +431,17 @@ class Client:
         """Flush, stop the threads and release connections (idempotent).
 
         Items still queued after ``timeout`` seconds (default ``close_timeout``)
-        are counted as dropped and reported; later calls drop what they log.
+        are counted as dropped and reported; later calls drop what they log,
+        while ``assign`` goes on serving from the last config.
         """
-        with self._start_lock:
-            if self._closed:
-                return
-            self._threads_pending = False
-        self.flush(self._close_timeout if timeout is None else timeout)
-        self._closed = True
-        self._aborted = True
-        self._abort_event.set()
-        self._stop_event.set()
-        self._queue.stop()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=1.0)
-        left = self._queue.drain()
-        if left:
-            self._counters.add(dropped=len(left))
-            self._report(
-                DeliveryError(f"dropped {len(left)} items still queued at close", items=left)
-            )
-        self._transport.close()
+        self._worker.close(self._close_timeout if timeout is None else timeout)
         _live_clients.discard(self)
+
+    def _reset_after_fork(self) -> None:
+        """Run in a forked child: fresh locks, queue, stats, connections, threads."""
+        self._seen_lock = threading.Lock()
+        self._config.reset_after_fork()
+        self._worker.reset_after_fork()
 
     def __enter__(self) -> Client:
         return self
@@ -573,11 +467,15 @@ def _check_arguments(base_url: str, api_key: str, args: Mapping[str, Any]) -> No
     if not isinstance(args["max_retries"], int) or args["max_retries"] < 0:
         raise ValueError(f"max_retries: must be an integer >= 0, got {args['max_retries']!r}")
     for name in ("refresh_interval", "flush_interval", "backoff_base", "timeout"):
-        if not isinstance(args[name], int | float) or not args[name] > 0:
-            raise ValueError(f"{name}: must be a number > 0, got {args[name]!r}")
+        if not _is_finite_number(args[name]) or not args[name] > 0:
+            raise ValueError(f"{name}: must be a finite number > 0, got {args[name]!r}")
     for name in ("backoff_max", "close_timeout"):
-        if not isinstance(args[name], int | float) or not args[name] >= 0:
-            raise ValueError(f"{name}: must be a number >= 0, got {args[name]!r}")
+        if not _is_finite_number(args[name]) or not args[name] >= 0:
+            raise ValueError(f"{name}: must be a finite number >= 0, got {args[name]!r}")
+
+
+def _is_finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()

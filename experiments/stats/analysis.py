@@ -22,10 +22,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from experiments.domain import AnalysisMethod, Correction, MarginType, MetricKind, MetricRole
+from experiments.domain import AnalysisMethod, Correction, MetricKind, MetricRole
 from experiments.stats import frequentist as fq
-from experiments.stats.bayesian import BayesianResult, bayesian_compare, bayesian_compare_normal
-from experiments.stats.corrections import adjust_p_values, guardrail_status
+from experiments.stats.comparisons import (
+    MethodContext,
+    PendingComparison,
+    finish_comparison,
+    interval_or_none,
+    read_difference,
+)
+from experiments.stats.corrections import adjust_p_values
 from experiments.stats.cuped import CupedFit, compare_adjusted, fit_cuped
 from experiments.stats.decision import decide, detect_ml_divergence, plan_units
 from experiments.stats.ml_metrics import (
@@ -41,23 +47,11 @@ from experiments.stats.results import (
     Report,
     VariantSummary,
 )
-from experiments.stats.sequential import sequential_interval
 from experiments.stats.spec import AnalysisData, AnalysisSpec, MetricSpec, MLArrays
 from experiments.stats.srm import check_srm
 from experiments.stats.summaries import Moments
 
 __all__ = ["AnalysisData", "AnalysisSpec", "MLArrays", "MetricSpec", "analyze"]
-
-Bounds = tuple[float, float] | None
-
-
-@dataclass(frozen=True)
-class _Raw:
-    """A comparison before correction, with the one-sided bounds guardrails need."""
-
-    comparison: Comparison
-    bounds: Bounds
-    control_mean: float | None
 
 
 def _validate(spec: AnalysisSpec) -> None:
@@ -112,119 +106,6 @@ def _summary(mo: Moments, kind: MetricKind) -> VariantSummary:
     return VariantSummary(mo.n, mo.mean(0), sd, None if sd is None else sd / math.sqrt(mo.n))
 
 
-class _Context:
-    """Shared settings of one analysis run."""
-
-    def __init__(self, spec: AnalysisSpec, planned_n: int | None) -> None:
-        self.spec = spec
-        self.planned_n = planned_n
-        self.weight_sum = sum(spec.weights.values())
-
-    def pair_planned_n(self, variant: str, n_now: int) -> tuple[int, str | None]:
-        """Planned units of the control-and-``variant`` pair, for the mixing parameter."""
-        spec = self.spec
-        if self.planned_n is None:
-            return max(n_now, 1), "no planned sample size: the sequence is tuned to the current n"
-        share = (spec.weights[spec.control] + spec.weights[variant]) / self.weight_sum
-        return max(1, round(self.planned_n * share)), None
-
-
-def _read(
-    ctx: _Context,
-    m: MetricSpec,
-    variant: str,
-    diff: fq.Difference,
-    pair: tuple[Moments, Moments] | None,
-) -> _Raw:
-    """A :class:`Comparison` from a raw difference, through the experiment's method."""
-    spec = ctx.spec
-    reasons = list(diff.reasons)
-    abs_ci, rel_ci, p_value = diff.abs_ci, diff.rel_ci, diff.p_value
-    bounds: Bounds = None
-    chance = loss = None
-    est, se = diff.abs_diff, diff.std_err
-    if est is not None and se is not None and se > 0.0:
-        bounds = fq._interval(est, se, fq.critical_value(2 * spec.alpha, diff.df))
-    if spec.method is AnalysisMethod.SEQUENTIAL and diff.n > 0:
-        planned, why = ctx.pair_planned_n(variant, diff.n)
-        reasons += [why] if why else []
-        a2 = (est or 0.0, se or 0.0, diff.n, planned)
-        seq = sequential_interval(*a2, spec.alpha)
-        one_sided = sequential_interval(*a2, min(2 * spec.alpha, 0.5))
-        p_value = seq.p_value
-        abs_ci = _pair(seq.ci_low, seq.ci_high)
-        bounds = _pair(one_sided.ci_low, one_sided.ci_high)
-        rel_ci = None
-        if diff.rel_lift is not None and diff.rel_std_err:
-            rel = sequential_interval(diff.rel_lift, diff.rel_std_err, diff.n, planned, spec.alpha)
-            rel_ci = _pair(rel.ci_low, rel.ci_high)
-    elif spec.method is AnalysisMethod.BAYESIAN and diff.n > 0:
-        post, post2 = _posterior(ctx, m, diff, pair, spec.alpha), None
-        if m.role is MetricRole.GUARDRAIL:
-            post2 = _posterior(ctx, m, diff, pair, min(2 * spec.alpha, 0.5))
-            bounds = post2.abs_ci
-        abs_ci, rel_ci = post.abs_ci, post.rel_ci
-        chance, loss = post.chance_to_beat_control, post.expected_loss
-        reasons += [post.reason] if post.reason else []
-    comparison = Comparison(
-        variant=variant,
-        abs_diff=diff.abs_diff,
-        abs_ci=abs_ci,
-        rel_lift=diff.rel_lift,
-        rel_ci=rel_ci,
-        p_value=p_value,
-        p_value_adjusted=None,
-        significant=False,
-        direction="undefined",
-        std_err=diff.std_err,
-        newcombe_ci=diff.newcombe_ci,
-        reason="; ".join(dict.fromkeys(reasons)) or None,
-        chance_to_beat_control=chance,
-        expected_loss=loss,
-    )
-    return _Raw(comparison, bounds, diff.control_mean)
-
-
-def _pair(low: float | None, high: float | None) -> Bounds:
-    return None if low is None or high is None else (low, high)
-
-
-def _posterior(
-    ctx: _Context,
-    m: MetricSpec,
-    diff: fq.Difference,
-    pair: tuple[Moments, Moments] | None,
-    alpha: float,
-) -> BayesianResult:
-    """Posterior summaries of one comparison.
-
-    From the moments when given (small conversions then use the Beta model),
-    else from the delta-method estimates of ``diff`` (CUPED-adjusted values).
-    """
-    spec = ctx.spec
-    if pair is not None:
-        return bayesian_compare(
-            pair[0],
-            pair[1],
-            alpha=alpha,
-            prior_sd=spec.prior_sd,
-            higher_is_better=m.higher_is_better,
-            kind=m.kind,
-            seed=spec.seed,
-        )
-    if diff.rel_lift is None or diff.rel_std_err is None or diff.std_err is None:
-        return BayesianResult(None, None, None, None, None, None, "relative lift undefined")
-    return bayesian_compare_normal(
-        diff.rel_lift,
-        diff.rel_std_err**2,
-        diff.abs_diff or 0.0,
-        diff.std_err**2,
-        alpha=alpha,
-        prior_sd=spec.prior_sd,
-        higher_is_better=m.higher_is_better,
-    )
-
-
 def _compare(kind: MetricKind, control: Moments, treatment: Moments, alpha: float) -> fq.Difference:
     if kind is MetricKind.CONVERSION:
         return fq.compare_proportions(control, treatment, alpha=alpha)
@@ -233,50 +114,15 @@ def _compare(kind: MetricKind, control: Moments, treatment: Moments, alpha: floa
     return fq.compare_means(control, treatment, alpha=alpha)
 
 
-def _finish(ctx: _Context, m: MetricSpec, raw: _Raw, p_adj: float | None) -> Comparison:
-    """Set the adjusted p-value, significance, direction and guardrail status."""
-    spec, c = ctx.spec, raw.comparison
-    higher = m.higher_is_better
-    if spec.method is AnalysisMethod.BAYESIAN and not m.kind.is_ml:
-        chance = c.chance_to_beat_control
-        better = chance is not None and chance >= spec.win_probability
-        worse = chance is not None and chance <= 1.0 - spec.win_probability
-        significant = better or worse
-        direction = "undefined" if chance is None else "inconclusive"
-        direction = "better" if better else "worse" if worse else direction
-    else:
-        significant = p_adj is not None and p_adj < spec.alpha
-        direction = "undefined" if p_adj is None else "inconclusive"
-        if significant and c.abs_diff is not None:
-            direction = "better" if (c.abs_diff > 0) == higher else "worse"
-    status = None
-    if m.role is MetricRole.GUARDRAIL:
-        margin = m.margin or 0.0
-        bounds = raw.bounds
-        if m.margin_type is MarginType.RELATIVE:
-            if raw.control_mean is None:
-                bounds = None
-            else:
-                margin *= abs(raw.control_mean)
-        status = str(guardrail_status(bounds, margin=margin, higher_is_better=higher))
-    return replace(
-        c,
-        p_value_adjusted=p_adj,
-        significant=significant,
-        direction=direction,
-        guardrail_status=status,
-    )
-
-
 @dataclass
 class _MetricWork:
     """A metric's results before correction."""
 
     spec: MetricSpec
     variants: dict[str, VariantSummary]
-    raws: list[_Raw]
+    raws: list[PendingComparison]
     fit: CupedFit | None = None
-    cuped_raws: list[_Raw] = field(default_factory=list)
+    cuped_raws: list[PendingComparison] = field(default_factory=list)
     moments: dict[str, Moments] = field(default_factory=dict)
     adjusted: dict[str, Moments] = field(default_factory=dict)
 
@@ -295,20 +141,20 @@ def _prepare(spec: AnalysisSpec, m: MetricSpec, data: AnalysisData) -> _MetricWo
     return work
 
 
-def _compare_business(ctx: _Context, work: _MetricWork) -> None:
+def _compare_business(ctx: MethodContext, work: _MetricWork) -> None:
     """Fill the raw comparisons (plain and CUPED-adjusted) of a prepared metric."""
     spec, m = ctx.spec, work.spec
     control = work.moments[spec.control]
     for t in (v for v in spec.weights if v != spec.control):
         diff = _compare(m.kind, control, work.moments[t], spec.alpha)
-        work.raws.append(_read(ctx, m, t, diff, (control, work.moments[t])))
+        work.raws.append(read_difference(ctx, m, t, diff, (control, work.moments[t])))
         if work.fit is not None:
             adj = work.adjusted
             diff = compare_adjusted(adj[spec.control], adj[t], work.fit, alpha=spec.alpha)
-            work.cuped_raws.append(_read(ctx, m, t, diff, None))
+            work.cuped_raws.append(read_difference(ctx, m, t, diff, None))
 
 
-def _ml(ctx: _Context, m: MetricSpec, data: AnalysisData) -> _MetricWork:
+def _ml(ctx: MethodContext, m: MetricSpec, data: AnalysisData) -> _MetricWork:
     spec = ctx.spec
     arrays = data.ml.get(m.name, {})
     estimates = {}
@@ -331,7 +177,7 @@ def _ml(ctx: _Context, m: MetricSpec, data: AnalysisData) -> _MetricWork:
             e.n,
             e.estimate,
             std_err=e.std_err,
-            ci=_pair(e.ci_low, e.ci_high),
+            ci=interval_or_none(e.ci_low, e.ci_high),
             reason=e.reason,
         )
         for v, e in estimates.items()
@@ -356,7 +202,7 @@ def _ml(ctx: _Context, m: MetricSpec, data: AnalysisData) -> _MetricWork:
         comparison = Comparison(
             t, abs_diff, abs_ci, rel, rel_ci, p_value, None, False, "undefined", se, reason=reason
         )
-        work.raws.append(_Raw(comparison, None, base.estimate))
+        work.raws.append(PendingComparison(comparison, None, base.estimate))
     return work
 
 
@@ -373,7 +219,7 @@ def _correct(
     return out
 
 
-def _planned_n(ctx: _Context, work: _MetricWork) -> int | None:
+def _planned_n(ctx: MethodContext, work: _MetricWork) -> int | None:
     spec, m = ctx.spec, work.spec
     if spec.planned_n is not None:
         return spec.planned_n
@@ -417,7 +263,7 @@ def analyze(spec: AnalysisSpec, data: AnalysisData) -> Report:
     primary_spec = next(m for m in spec.metrics if m.role is MetricRole.PRIMARY)
     # The planned sample tunes the sequential mixing, so it is fixed before any test.
     works = {primary_spec.name: _prepare(spec, primary_spec, data)}
-    ctx = _Context(spec, None)
+    ctx = MethodContext(spec, None)
     ctx.planned_n = _planned_n(ctx, works[primary_spec.name])
     for m in spec.metrics:
         if m.kind.is_ml:
@@ -447,9 +293,11 @@ def analyze(spec: AnalysisSpec, data: AnalysisData) -> Report:
     for name, w in works.items():
         m = w.spec
 
-        def finish(raws: list[_Raw], cuped: bool, m: MetricSpec = m) -> tuple[Comparison, ...]:
+        def finish(
+            raws: list[PendingComparison], cuped: bool, m: MetricSpec = m
+        ) -> tuple[Comparison, ...]:
             ps = adjusted.get((m.name, cuped), [r.comparison.p_value for r in raws])
-            return tuple(_finish(ctx, m, r, p) for r, p in zip(raws, ps, strict=True))
+            return tuple(finish_comparison(ctx, m, r, p) for r, p in zip(raws, ps, strict=True))
 
         cuped_result = None
         if w.fit is not None:

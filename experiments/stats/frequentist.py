@@ -95,7 +95,8 @@ def two_sided_p(statistic: float, df: float | None = None) -> float:
     return min(1.0, p)
 
 
-def _interval(estimate: float, std_err: float, crit: float) -> Interval | None:
+def interval(estimate: float, std_err: float, crit: float) -> Interval | None:
+    """``estimate ± crit·std_err``, or ``None`` when an end is not finite."""
     low, high = finite(estimate - crit * std_err), finite(estimate + crit * std_err)
     if low is None or high is None:
         return None
@@ -126,7 +127,7 @@ def relative_lift(
         )
     if se is None or se == 0.0:
         return rel, se, None, "standard error of the relative lift is 0 or undefined"
-    return rel, se, _interval(rel, se, crit), None
+    return rel, se, interval(rel, se, crit), None
 
 
 def _empty(n_c: int, n_t: int) -> Difference | None:
@@ -166,7 +167,7 @@ def normal_test(
     elif se == 0.0:
         reasons.append("standard error is 0 (no variation in either variant)")
     else:
-        ci = _interval(diff, se, crit)
+        ci = interval(diff, se, crit)
         p = finite(two_sided_p(diff / se, df))
     rel, rel_se, rel_ci, rel_reason = relative_lift(mean_c, var_mean_c, mean_t, var_mean_t, crit)
     if rel_reason and rel is None:
@@ -279,7 +280,7 @@ def compare_proportions(control: Moments, treatment: Moments, *, alpha: float) -
     p_value = two_sided_p(diff / pooled_se) if pooled_se > 0.0 else None
     v_c, v_t = p_c * (1 - p_c) / n_c, p_t * (1 - p_t) / n_t
     se = math.sqrt(v_c + v_t)
-    ci = _interval(diff, se, crit) if se > 0.0 else None
+    ci = interval(diff, se, crit) if se > 0.0 else None
     if p_value is None:
         reasons.append("standard error is 0 (every unit has the same outcome)")
     elif ci is None:

@@ -21,7 +21,9 @@ their estimates as independent. Metrics and their intervals:
 
 When ``clusters`` (unit ids) show that a unit has several predictions, the
 predictions of a unit are not independent, and every interval instead comes from
-a seeded cluster bootstrap over units (Davison & Hinkley 1997, Sec. 3.8).
+a seeded cluster bootstrap over units (Davison & Hinkley 1997, Sec. 3.8). Bootstrap
+intervals are percentile intervals with ``n_boot`` replicates (default 1000, cut to
+no fewer than 200 when predictions × replicates would exceed 4·10⁷).
 Degenerate inputs give ``estimate=None`` and a reason, never NaN or an exception.
 """
 
@@ -38,6 +40,7 @@ from scipy import stats
 from experiments.domain import MetricKind
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 Statistic = Callable[[FloatArray], FloatArray]
 
 LOWER_IS_BETTER = frozenset(
@@ -57,6 +60,8 @@ PROBABILITY_CLIP = 1e-15
 CALIBRATION_BINS = 10
 DEFAULT_BOOTSTRAP = 1000
 _BOOTSTRAP_CELLS = 2_000_000  # weights held in memory at once, per chunk of replicates
+BOOTSTRAP_WORK = 40_000_000  # replicates × cells per replicate, to bound the run time
+MIN_BOOTSTRAP = 200
 
 
 @dataclass(frozen=True)
@@ -90,16 +95,22 @@ def _group_starts(sorted_values: npt.NDArray[np.generic]) -> npt.NDArray[np.intp
     return np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
 
 
-def _auc_statistic(scores: FloatArray, labels: FloatArray) -> Statistic:
-    """Weighted AUC: Σ_g P_g(N_{<g} + ½N_g) / (ΣP ΣN) over groups of tied scores."""
+def _auc_statistic(scores: FloatArray, labels: FloatArray, owner: IntArray) -> Statistic:
+    """AUC with group weights: Σ_t P_t(N_{<t} + ½N_t) / (ΣP ΣN) over runs t of tied scores.
+
+    ``P_t`` and ``N_t`` are the weighted numbers of positives and negatives with the
+    t-th smallest score; a prediction's weight is its group's draw count.
+    """
     order = np.argsort(scores, kind="stable")
     starts = _group_starts(scores[order])
     positive = labels[order]
+    owner_sorted = owner[order]
 
-    def statistic(weights: FloatArray) -> FloatArray:
-        w = weights[:, order]
+    def statistic(counts: FloatArray) -> FloatArray:
+        w = counts[:, owner_sorted]
+        total = np.add.reduceat(w, starts, axis=1)
         pos = np.add.reduceat(w * positive, starts, axis=1)
-        neg = np.add.reduceat(w * (1.0 - positive), starts, axis=1)
+        neg = total - pos
         below = np.cumsum(neg, axis=1) - neg
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray(
@@ -109,17 +120,22 @@ def _auc_statistic(scores: FloatArray, labels: FloatArray) -> Statistic:
     return statistic
 
 
-def _calibration_statistic(scores: FloatArray, labels: FloatArray) -> Statistic:
-    """Weighted ECE: Σ_b |Σ_b w·y − Σ_b w·p| / Σ w over 10 equal-width bins."""
-    bins = np.minimum((scores * CALIBRATION_BINS).astype(np.intp), CALIBRATION_BINS - 1)
-    order = np.argsort(bins, kind="stable")
-    starts = _group_starts(bins[order])
-    gap = labels[order] - scores[order]
+def _calibration_statistic(
+    scores: FloatArray, labels: FloatArray, owner: IntArray, size: int
+) -> Statistic:
+    """ECE with group weights: Σ_b |Σ_b w(y − p)| / Σw over 10 equal-width bins.
 
-    def statistic(weights: FloatArray) -> FloatArray:
-        w = weights[:, order]
-        per_bin = np.add.reduceat(w * gap, starts, axis=1)
-        return np.asarray(np.abs(per_bin).sum(axis=1) / w.sum(axis=1))
+    Per-group, per-bin sums of ``y − p`` are formed once, so a replicate is one
+    matrix product of the draw counts with them.
+    """
+    bins = np.minimum((scores * CALIBRATION_BINS).astype(np.intp), CALIBRATION_BINS - 1)
+    cell = owner * CALIBRATION_BINS + bins
+    gaps = np.bincount(cell, weights=labels - scores, minlength=size * CALIBRATION_BINS)
+    gaps = gaps.reshape(size, CALIBRATION_BINS)
+    sizes = np.bincount(owner, minlength=size).astype(np.float64)
+
+    def statistic(counts: FloatArray) -> FloatArray:
+        return np.asarray(np.abs(counts @ gaps).sum(axis=1) / (counts @ sizes))
 
     return statistic
 
@@ -139,33 +155,40 @@ def _losses(
     return np.asarray((scores - labels) ** 2)  # Brier and the MSE behind RMSE
 
 
-def _mean_statistic(losses: FloatArray, root: bool) -> Statistic:
-    def statistic(weights: FloatArray) -> FloatArray:
-        mean = weights @ losses / weights.sum(axis=1)
+def _mean_statistic(losses: FloatArray, owner: IntArray, size: int, root: bool) -> Statistic:
+    """Mean loss with group weights, ``Σ_g c_g L_g / Σ_g c_g n_g`` (its root for RMSE)."""
+    sums = np.bincount(owner, weights=losses, minlength=size)
+    sizes = np.bincount(owner, minlength=size).astype(np.float64)
+
+    def statistic(counts: FloatArray) -> FloatArray:
+        mean = (counts @ sums) / (counts @ sizes)
         return np.asarray(np.sqrt(mean) if root else mean)
 
     return statistic
 
 
-def bootstrap_replicates(
-    statistic: Statistic,
-    n: int,
-    *,
-    groups: npt.NDArray[np.intp] | None = None,
-    n_boot: int = DEFAULT_BOOTSTRAP,
-    seed: int = 0,
-) -> FloatArray:
-    """Seeded (cluster) bootstrap replicates of a weighted statistic.
+def bootstrap_count(n_boot: int, cells: int) -> int:
+    """Replicates to run: ``n_boot``, reduced for huge inputs to bound the work.
 
-    Each replicate draws the ``G`` groups (units; each prediction is its own group
-    when ``groups`` is None) with replacement from ``numpy.random.default_rng(seed)``;
-    a prediction's weight is the number of times its group was drawn. Replicates
-    run in chunks so memory stays bounded.
+    ``min(n_boot, max(200, 4·10⁷ / cells))``: with 200 000 predictions a bootstrap
+    still runs 200 replicates (a standard error within about 5%), in seconds.
+    """
+    return min(n_boot, max(MIN_BOOTSTRAP, BOOTSTRAP_WORK // max(cells, 1)))
+
+
+def bootstrap_replicates(
+    statistic: Statistic, size: int, *, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0
+) -> FloatArray:
+    """Seeded bootstrap replicates of a statistic of group draw counts.
+
+    Each replicate draws ``size`` groups (units for the cluster bootstrap, single
+    predictions otherwise) with replacement from ``numpy.random.default_rng(seed)``
+    and passes how often each group was drawn to ``statistic``. Replicates run in
+    chunks so memory stays bounded.
 
     Args:
-        statistic: maps a ``(B, n)`` weight matrix to ``B`` values.
-        n: number of predictions.
-        groups: group index ``0..G−1`` of each prediction, or None.
+        statistic: maps a ``(B, size)`` matrix of draw counts to ``B`` values.
+        size: number of groups.
         n_boot: number of replicates.
         seed: the random seed.
 
@@ -173,16 +196,14 @@ def bootstrap_replicates(
         ``n_boot`` replicate values (NaN where the statistic is undefined).
     """
     rng = np.random.default_rng(seed)
-    owner = np.arange(n) if groups is None else groups
-    size = n if groups is None else int(groups.max()) + 1
-    chunk = max(1, _BOOTSTRAP_CELLS // max(n, size))
+    chunk = max(1, _BOOTSTRAP_CELLS // size)
     out: list[FloatArray] = []
     for start in range(0, n_boot, chunk):
         rows = min(chunk, n_boot - start)
         draws = rng.integers(0, size, size=(rows, size))
         flat = (draws + size * np.arange(rows)[:, None]).ravel()
         counts = np.bincount(flat, minlength=rows * size).reshape(rows, size)
-        out.append(statistic(counts[:, owner].astype(np.float64)))
+        out.append(statistic(counts.astype(np.float64)))
     return np.concatenate(out)
 
 
@@ -280,7 +301,8 @@ def compute_ml_metric(
         clusters: the unit id of each prediction (ints), for a cluster bootstrap
             when a unit has several predictions.
         seed: seed of the bootstrap.
-        n_boot: number of bootstrap replicates.
+        n_boot: number of bootstrap replicates (see :func:`bootstrap_count` for
+            very large inputs).
 
     Returns:
         The estimate, or None fields with a reason for degenerate inputs.
@@ -297,31 +319,36 @@ def compute_ml_metric(
     y = np.asarray(labels, dtype=np.float64)
     if s.ndim != 1 or y.shape != s.shape:
         raise ValueError(f"scores and labels must be 1-D of one length, got {s.shape}, {y.shape}")
-    groups: npt.NDArray[np.intp] | None = None
+    n = int(s.size)
+    owner: IntArray = np.arange(n)
+    size = n
     if clusters is not None:
         c = np.asarray(clusters)
         if c.shape != s.shape:
             raise ValueError(f"clusters must match the scores' length, got {c.shape}")
         _, inverse = np.unique(c, return_inverse=True)
-        if inverse.size and inverse.max() + 1 < s.size:  # some unit has several predictions
-            groups = inverse.astype(np.intp)
-    n = int(s.size)
+        if inverse.size and inverse.max() + 1 < n:  # some unit has several predictions
+            owner, size = inverse.astype(np.intp).ravel(), int(inverse.max()) + 1
+    clustered = size < n
     problem = _problem(kind, s, y)
     if problem is not None:
         return MLEstimate(None, None, None, None, n, problem)
 
     statistic: Statistic
     if kind is MetricKind.AUC:
-        statistic = _auc_statistic(s, y)
+        statistic = _auc_statistic(s, y, owner)
     elif kind is MetricKind.CALIBRATION_ERROR:
-        statistic = _calibration_statistic(s, y)
+        statistic = _calibration_statistic(s, y, owner, size)
     else:
         losses = _losses(kind, s, y, threshold)
-        statistic = _mean_statistic(losses, root=kind is MetricKind.RMSE)
-    estimate = float(statistic(np.ones((1, n)))[0])
+        statistic = _mean_statistic(losses, owner, size, root=kind is MetricKind.RMSE)
+    estimate = float(statistic(np.ones((1, size)))[0])
 
-    if groups is not None or kind is MetricKind.CALIBRATION_ERROR:
-        replicates = bootstrap_replicates(statistic, n, groups=groups, n_boot=n_boot, seed=seed)
+    if clustered or kind is MetricKind.CALIBRATION_ERROR:
+        cells = n if kind is MetricKind.AUC else size  # AUC touches every prediction
+        replicates = bootstrap_replicates(
+            statistic, size, n_boot=bootstrap_count(n_boot, cells), seed=seed
+        )
         return _from_bootstrap(estimate, replicates, n, alpha, kind.value)
     if kind is MetricKind.AUC:
         auc, variance = delong_auc(s, y)

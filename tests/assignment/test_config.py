@@ -181,7 +181,7 @@ def test_layer_overlap_between_experiments_is_refused() -> None:
     )
     with pytest.raises(
         ValueError,
-        match=r"experiments\[1\]\.layer\.buckets: overlap another experiment's buckets in layer home-feed",
+        match=r"experiments\[1\]\.layer\.buckets: overlap another experiment's buckets in layer",
     ):
         parse_config(doc)
 

@@ -190,7 +190,7 @@ MakeClient = Callable[..., Client]
 
 def pump(client: Client, *, force: bool = False) -> None:
     """Do what the sender thread does once: send the batches that are due."""
-    client._deliver(client._queue.take_due(force=force))
+    client._worker.deliver(client._queue.take_due(force=force))
 
 
 def accounted(client: Client) -> int:

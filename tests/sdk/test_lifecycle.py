@@ -10,6 +10,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -120,7 +121,7 @@ def test_threaded_flush_times_out_and_close_interrupts_the_backoff(
     assert time.monotonic() - started < 5  # not 60 s of backoff
     assert (client.stats().dropped, client.stats().queued) == (1, 0)
     assert "client closed before delivery" in errors.of(DeliveryError)[0].message
-    assert not any(t.is_alive() for t in client._threads)
+    assert not any(t.is_alive() for t in client._worker.threads)
 
 
 def test_concurrent_callers_lose_nothing(make_client: MakeClient, server: FakeServer) -> None:
@@ -147,7 +148,7 @@ def test_forked_child_gets_a_fresh_queue_and_sender(
 ) -> None:
     client = make_client(threaded=True, clock=time.monotonic, sleep=None, flush_interval=60_000)
     client.track("play", unit_id="parent-1")  # queued in the parent at fork time
-    parent_sender = client._threads[0]
+    parent_sender = client._worker.threads[0]
     read_end, write_end = os.pipe()
     with warnings.catch_warnings():  # Python 3.12+ warns about forking with threads
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -165,8 +166,8 @@ def test_forked_child_gets_a_fresh_queue_and_sender(
                 "config_version": config_version,
                 "flushed": flushed,
                 "sent_units": [e["unit_id"] for e in server.stored["events"]],
-                "new_sender": client._threads[0] is not parent_sender
-                and client._threads[0].is_alive(),
+                "new_sender": client._worker.threads[0] is not parent_sender
+                and client._worker.threads[0].is_alive(),
                 "stats": [client.stats().sent, client.stats().dropped],
             }
             os.write(write_end, json.dumps(report).encode())
@@ -188,7 +189,7 @@ def test_forked_child_gets_a_fresh_queue_and_sender(
     }
     assert client.flush(timeout=5)  # the parent still sends its own item, once
     assert [e["unit_id"] for e in server.stored["events"]] == ["parent-1"]
-    assert client._threads[0] is parent_sender
+    assert client._worker.threads[0] is parent_sender
 
 
 def test_the_sdk_imports_no_heavy_or_server_packages() -> None:
@@ -209,3 +210,61 @@ def test_transport_closes_its_http_client(make_client: MakeClient) -> None:
     assert isinstance(http, httpx.Client)
     client.close()
     assert http.is_closed
+
+
+def test_close_after_the_timeout_drops_pending_batches_without_sending(
+    make_client: MakeClient, server: FakeServer, errors: Recorder
+) -> None:
+    release = threading.Event()
+    posts: list[str] = []
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/config":
+            return server.handler(request)
+        posts.append(request.url.path)
+        release.wait(5)
+        return httpx.Response(503)
+
+    client = make_client(
+        threaded=True,
+        clock=time.monotonic,
+        sleep=None,
+        batch_size=1,
+        transport=httpx.MockTransport(slow),
+    )
+    for i in range(5):
+        client.track("play", unit_id=f"u{i}")
+    assert wait_until(lambda: len(posts) == 1)
+    threading.Timer(0.3, release.set).start()
+    client.close(timeout=0.1)
+    assert wait_until(lambda: client.stats().queued == 0)
+    assert posts == ["/api/v1/events"]  # the other batches were not tried after close
+    assert client.stats().dropped == 5
+    assert sum(len(e.items) for e in errors.of(DeliveryError)) == 5
+
+
+EXIT_SCRIPT = """
+import json, sys
+import httpx
+from experiments.sdk import Client
+
+def handler(request):
+    if request.url.path == "/api/v1/config":
+        return httpx.Response(503)
+    with open(sys.argv[1], "a", encoding="utf-8") as out:
+        out.write(request.content.decode() + "\\n")
+    return httpx.Response(200, json={"accepted": 1, "duplicates": 0})
+
+client = Client("http://xp.test", "k", transport=httpx.MockTransport(handler),
+                flush_interval=60_000)
+client.track("play", unit_id="u-exit")
+# no close(): the atexit hook must deliver it
+"""
+
+
+def test_queued_items_are_flushed_at_interpreter_exit(tmp_path: Path) -> None:
+    script, sink = tmp_path / "app.py", tmp_path / "posts.jsonl"
+    script.write_text(EXIT_SCRIPT, encoding="utf-8")
+    subprocess.run([sys.executable, str(script), str(sink)], check=True, timeout=60)
+    [body] = [json.loads(line) for line in sink.read_text(encoding="utf-8").splitlines()]
+    assert [e["unit_id"] for e in body["events"]] == ["u-exit"]

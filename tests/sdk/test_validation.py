@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -190,6 +191,15 @@ def test_generated_ids_are_uuid4(make_client: MakeClient) -> None:
     assert len(ids) == 100
     pattern = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
     assert all(pattern.fullmatch(i) for i in ids)
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(
+        u.version == 4 and u.variant == uuid.RFC_4122 and str(u) == i
+        for u, i in zip(parsed, ids, strict=True)
+    )
+
+
+def test_new_id_uses_every_variant_nibble() -> None:
+    assert {items.new_id()[19] for _ in range(400)} == set("89ab")
 
 
 def test_rules_match_the_domain_words() -> None:
@@ -221,6 +231,8 @@ def test_a_failing_on_error_callback_is_contained(
         pytest.param({"flush_interval": 0}, "flush_interval:", id="flush-interval"),
         pytest.param({"refresh_interval": math.nan}, "refresh_interval:", id="refresh-nan"),
         pytest.param({"timeout": "5"}, "timeout:", id="timeout-str"),
+        pytest.param({"flush_interval": math.inf}, "flush_interval:", id="flush-inf"),
+        pytest.param({"close_timeout": -1}, "close_timeout:", id="close-negative"),
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs: dict[str, Any], message: str) -> None:

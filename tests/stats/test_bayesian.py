@@ -49,7 +49,7 @@ def test_normal_posterior_is_the_conjugate_update(
     assert result.abs_diff_mean == pytest.approx(rel * 3.0 / (rel_var * 9.0) / abs_precision)
     half = Z95 * math.sqrt(1 / abs_precision)
     assert result.abs_ci == pytest.approx(
-        (result.abs_diff_mean - half, result.abs_diff_mean + half)  # type: ignore[operator]
+        (result.abs_diff_mean - half, result.abs_diff_mean + half)
     )
     assert result.reason is None
 

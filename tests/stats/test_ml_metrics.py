@@ -14,6 +14,7 @@ from experiments.stats.ml_metrics import (
     MLEstimate,
     auc_from_histograms,
     auc_histogram_error_bound,
+    bootstrap_count,
     compare_ml_metric,
     compute_ml_metric,
     delong_auc,
@@ -391,6 +392,23 @@ def test_delong_interval_covers_the_true_auc() -> None:
     for _ in range(sims):
         scores = np.r_[rng.normal(1, 1, n_pos), rng.normal(0, 1, n_neg)]
         result = compute_ml_metric(MetricKind.AUC, scores, labels, alpha=0.05)
-        covered += result.ci_low <= truth <= result.ci_high  # type: ignore[operator]
+        assert result.ci_low is not None
+        assert result.ci_high is not None
+        covered += result.ci_low <= truth <= result.ci_high
     tolerance = 4 * math.sqrt(0.95 * 0.05 / sims)
     assert covered / sims == pytest.approx(0.95, abs=tolerance)
+
+
+@pytest.mark.parametrize(
+    ("n_boot", "cells", "expected"),
+    [
+        (1000, 100, 1000),
+        (1000, 200_000, 200),
+        (1000, 10**7, 200),
+        (500, 50_000, 500),
+        (50, 10**7, 50),
+    ],
+    ids=["small", "large", "huge", "budget-above-request", "request-below-floor"],
+)
+def test_bootstrap_count_bounds_the_work(n_boot: int, cells: int, expected: int) -> None:
+    assert bootstrap_count(n_boot, cells) == expected

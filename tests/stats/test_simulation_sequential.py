@@ -62,7 +62,7 @@ def _simulate_z(
         std_err = np.sqrt(var[0] / n + var[1] / n)
         with np.errstate(divide="ignore", invalid="ignore"):
             z[:, look] = np.where(std_err > 0, (mean[1] - mean[0]) / std_err, 0.0)
-    totals = 2.0 * batch * np.arange(1, looks + 1)
+    totals = 2.0 * batch * np.arange(1, looks + 1, dtype=np.float64)
     return z, totals
 
 
