@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats as sps
+from scipy import special
 
 from experiments.stats.summaries import Moments
 
@@ -81,17 +81,18 @@ def critical_value(alpha: float, df: float | None = None) -> float:
     """Two-sided critical value ``q(1 − alpha/2)`` of t(df), or of N(0, 1) when df is None."""
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    # scipy.special's ufuncs are the same functions as scipy.stats.norm/t, ~50x faster.
     if df is None or math.isinf(df):
-        return float(sps.norm.ppf(1.0 - alpha / 2.0))
-    return float(sps.t.ppf(1.0 - alpha / 2.0, df))
+        return float(special.ndtri(1.0 - alpha / 2.0))
+    return float(special.stdtrit(df, 1.0 - alpha / 2.0))
 
 
 def two_sided_p(statistic: float, df: float | None = None) -> float:
     """Two-sided p-value ``2·P(T > |statistic|)`` (survival function, no 1 − cdf cancellation)."""
     if df is None or math.isinf(df):
-        p = 2.0 * float(sps.norm.sf(abs(statistic)))
+        p = 2.0 * float(special.ndtr(-abs(statistic)))
     else:
-        p = 2.0 * float(sps.t.sf(abs(statistic), df))
+        p = 2.0 * float(special.stdtr(df, -abs(statistic)))
     return min(1.0, p)
 
 

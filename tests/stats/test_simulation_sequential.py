@@ -66,7 +66,6 @@ def _simulate_z(
     return z, totals
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["conversion", "mean"], ids=["conversion", "mean"])
 def test_peeking_at_every_look_keeps_the_false_positive_rate(kind: str) -> None:
     sims, looks, batch = 10_000, 100, 100
@@ -80,7 +79,6 @@ def test_peeking_at_every_look_keeps_the_false_positive_rate(kind: str) -> None:
     assert naive_fpr > _upper_tolerance(ALPHA, sims, sds=10.0)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["conversion", "mean"], ids=["conversion", "mean"])
 def test_sequential_power_at_the_planned_look_matches_the_formula(kind: str) -> None:
     sims, looks, batch = 10_000, 20, 250
