@@ -37,7 +37,7 @@ slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -89,9 +89,11 @@ def _row(comparison: Mapping[str, Any], label: str, relative: bool, interval: st
         f"<br>{interval} {shown_ci}<br>p = {format_p_value(comparison.get('p_value'))}"
         f" · {direction}"
     )
+    reason = comparison.get("reason")
     if value is None:
-        reason = comparison.get("reason") or "undefined"
-        hover = f"<b>{label}</b><br>{reason}"
+        hover = f"<b>{label}</b><br>{reason or 'undefined'}"
+    elif reason:
+        hover += f"<br>{reason}"
     return _Row(label, value, low, high, direction, hover)
 
 

@@ -106,3 +106,46 @@ def test_missing_file_and_bad_type(tmp_path: Path) -> None:
         result = invoke(str(path), *BASE)
         assert result.exit_code == 2
         assert message in result.stderr
+
+
+def test_render_markdown_formats_numbers_for_people() -> None:
+    from experiments.report_markdown import render_markdown
+
+    comparison = {
+        "variant": "t", "abs_diff": 0.007, "abs_ci": [0.003, 0.011], "rel_lift": 0.069,
+        "rel_ci": [0.03, 0.11], "p_value": 0.0002, "p_value_adjusted": 0.0004,
+        "significant": True, "direction": "better", "std_err": 0.002, "reason": None,
+    }  # fmt: skip
+    report = {
+        "alpha": 0.05, "method": "fixed", "control": "c",
+        "srm": {"observed": {"c": 50210, "t": 49790}, "expected": {"c": 50000.0, "t": 50000.0},
+                "chi2": 1.76, "p_value": 0.18, "detected": False},
+        "metrics": {
+            "converted": {"kind": "conversion", "role": "primary", "correction": "holm",
+                          "variants": {"c": {"n": 50210, "mean": 0.101},
+                                       "t": {"n": 49790, "mean": 0.108}},
+                          "comparisons": [comparison], "cuped": None},
+            "revenue": {"kind": "mean", "role": "guardrail", "correction": "none",
+                        "variants": {"c": {"n": 50210, "mean": 12.3456},
+                                     "t": {"n": 49790, "mean": None}},
+                        "comparisons": [{**comparison, "abs_diff": None, "abs_ci": None,
+                                         "guardrail_status": "inconclusive", "reason": "no units"}],
+                        "cuped": None},
+        },
+        "decision": {"status": "keep_running", "variant": None, "reasons": ["more data"],
+                     "ml_divergence": True},
+    }  # fmt: skip
+    text = render_markdown(report)
+    assert "**Decision: KEEP RUNNING**" in text
+    assert "- more data" in text
+    assert "ml_divergence" in text
+    assert "| `c` | 50,210 | 10.10% |" in text  # a conversion rate as a percentage
+    assert (
+        "| `t` | +0.70% | [+0.30%, +1.10%] | +6.90% | [+3.00%, +11.00%] "
+        "| < 0.001 | < 0.001 | **better** |" in text
+    )
+    assert "| `c` | 50,210 | 12.35 |" in text  # four significant digits
+    assert "| `t` | — | — |" in text  # undefined numbers
+    assert "| inconclusive |" in text  # guardrail column
+    assert "- `t`: no units" in text
+    assert "## Sample ratio (p = 0.180: no mismatch)" in text

@@ -10,7 +10,8 @@ from tests.factories import spec_document
 def test_the_whole_loop_through_cli_and_http(live_server, tmp_path):
     admin = live_server.create_key("admin")
     ingest = live_server.create_key("ingest")
-    assert admin.startswith("xp_") and admin != ingest
+    assert admin.startswith("xp_")
+    assert admin != ingest
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps([spec_document(), spec_document(key="second", traffic=0.5)]))
     applied = live_server.run_cli("experiments", "apply", str(spec))
@@ -48,14 +49,17 @@ def test_the_whole_loop_through_cli_and_http(live_server, tmp_path):
         ).json()
     assert api_report["srm"] == document["srm"]
     markdown = live_server.run_cli("report", "ranker-v2", "--format", "markdown")
-    assert markdown.returncode == 0 and "take_rate" in markdown.stdout
+    assert markdown.returncode == 0
+    assert "take_rate" in markdown.stdout
     html = tmp_path / "report.html"
     exported = live_server.run_cli("report", "ranker-v2", "--format", "html", "--output", str(html))
     assert exported.returncode == 0, exported.stderr
     exported_html = html.read_text()
-    assert 'src="http' not in exported_html and "plotly" in exported_html.lower()
+    assert 'src="http' not in exported_html
+    assert "plotly" in exported_html.lower()
     analysed = live_server.run_cli("analyze", "--all")
-    assert analysed.returncode == 0 and "1 experiment(s) analysed" in analysed.stderr
+    assert analysed.returncode == 0
+    assert "1 experiment(s) analysed" in analysed.stderr
     concluded = live_server.run_cli(
         "experiments",
         "conclude",

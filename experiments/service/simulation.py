@@ -134,7 +134,7 @@ def simulate_traffic(
     definitions = [m.definition for m in experiment.metrics]
     bases, responses, valued = _event_roles(definitions)
     others = sorted(
-        {d.get("event") for d in definitions if d.get("event")} - bases - set(responses)
+        {str(d["event"]) for d in definitions if d.get("event")} - bases - set(responses)
     )
     has_ml = any(MetricKind(d["kind"]).is_ml for d in definitions)
     rng = np.random.default_rng(plan.seed)

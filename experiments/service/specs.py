@@ -188,7 +188,7 @@ def _semantic_problems(doc: Mapping[str, Any]) -> list[FieldProblem]:
             )
         weights = [v.get("weight") for v in variants]
         if all(isinstance(w, int | float) and not isinstance(w, bool) for w in weights):
-            total = math.fsum(float(w) for w in weights)  # type: ignore[arg-type]
+            total = math.fsum(float(w) for w in weights)
             if abs(total - 1.0) > WEIGHT_TOLERANCE:
                 problems.append(
                     FieldProblem("variants", f"weights must sum to 1, got {total:.12g}")
@@ -228,7 +228,7 @@ def _semantic_problems(doc: Mapping[str, Any]) -> list[FieldProblem]:
 
 def _metric_problems(path: str, metric: Mapping[str, Any]) -> list[FieldProblem]:
     try:
-        kind = MetricKind(metric.get("kind"))
+        kind = MetricKind(str(metric.get("kind")))
     except ValueError:
         return []  # pydantic reports the bad kind
     role = metric.get("role", MetricRole.SECONDARY)

@@ -86,7 +86,8 @@ def _shift(session: Session, column: Any, seconds: float) -> ColumnElement[Any]:
     """``column + seconds`` for a UTCDateTime column, in the session's dialect."""
     if session.get_bind().dialect.name == "sqlite":
         return type_coerce(column, BigInteger) + literal(round(seconds * MICROS_PER_SECOND))
-    return column + literal(timedelta(seconds=seconds))
+    shifted: ColumnElement[Any] = column + literal(timedelta(seconds=seconds))
+    return shifted
 
 
 def _time_bind(session: Session, value: datetime) -> ColumnElement[Any]:

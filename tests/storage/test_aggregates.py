@@ -155,4 +155,5 @@ def test_no_exposures_gives_no_units(session, experiment):
         until=UNTIL,
         skew_seconds=60,
     )
-    assert result.units == {} and result.moments == {"v": {}}
+    assert result.units == {}
+    assert result.moments == {"v": {}}

@@ -24,7 +24,8 @@ def test_config_has_etag_and_answers_304(client, admin_headers, ingest_headers):
     assert cached.status_code == 304
     client.patch("/api/v1/experiments/ranker-v2", json={"traffic": 0.5}, headers=admin_headers)
     changed = client.get("/api/v1/config", headers={**ingest_headers, "If-None-Match": etag})
-    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != etag
 
 
 def test_assign_matches_local_evaluation_and_records_first_exposure(
@@ -44,7 +45,8 @@ def test_assign_matches_local_evaluation_and_records_first_exposure(
     }
     client.post("/api/v1/assign", json={"unit_id": "user-42"}, headers=ingest_headers)
     exposures = session.scalars(select(Exposure).where(Exposure.unit_id == "user-42")).all()
-    assert len(exposures) == 1 and exposures[0].variant == local.variant
+    assert len(exposures) == 1
+    assert exposures[0].variant == local.variant
 
 
 def test_assign_without_logging_and_unknown_keys(client, admin_headers, ingest_headers, session):

@@ -13,7 +13,9 @@ def test_create_returns_201_and_the_document(client, admin_headers):
     body = response.get_json()
     assert body["key"] == "ranker-v2"
     assert body["status"] == "draft"
-    assert body["traffic"] == 1.0 and body["alpha"] == 0.05 and body["method"] == "fixed"
+    assert body["traffic"] == 1.0
+    assert body["alpha"] == 0.05
+    assert body["method"] == "fixed"
     assert response.headers["Location"] == "/api/v1/experiments/ranker-v2"
     got = client.get("/api/v1/experiments/ranker-v2", headers=admin_headers).get_json()
     assert got["variants"][1]["params"]["objective_weights"] == {"engagement": 0.7, "quality": 0.3}
@@ -65,11 +67,13 @@ def test_lifecycle_and_patch_rules(client, admin_headers):
     # A draft may change anything but its key.
     patched = client.patch(url, json={"alpha": 0.1, "hypothesis": None}, headers=admin_headers)
     assert patched.status_code == 200
-    assert patched.get_json()["alpha"] == 0.1 and patched.get_json()["hypothesis"] is None
+    assert patched.get_json()["alpha"] == 0.1
+    assert patched.get_json()["hypothesis"] is None
     assert client.post(f"{url}/start", headers=admin_headers).get_json()["status"] == "running"
     # Running: traffic and name may change...
     ok = client.patch(url, json={"traffic": 0.5, "name": "Renamed"}, headers=admin_headers)
-    assert ok.status_code == 200 and ok.get_json()["traffic"] == 0.5
+    assert ok.status_code == 200
+    assert ok.get_json()["traffic"] == 0.5
     # ...variants may not, unless reshuffled (new salt, analysis restarts).
     variants = ok.get_json()["variants"]
     variants[0]["weight"], variants[1]["weight"] = 0.4, 0.6
@@ -82,7 +86,8 @@ def test_lifecycle_and_patch_rules(client, admin_headers):
     )
     assert reshuffled.status_code == 200
     after = reshuffled.get_json()
-    assert after["salt"] != before["salt"] and after["epoch"] == before["epoch"] + 1
+    assert after["salt"] != before["salt"]
+    assert after["epoch"] == before["epoch"] + 1
     assert client.patch(url, json={"alpha": 0.01}, headers=admin_headers).status_code == 409
     assert client.patch(url, json={"key": "other"}, headers=admin_headers).status_code == 409
     # Start twice is an invalid state change.

@@ -28,7 +28,7 @@ def count(session, model):
 def test_events_are_stored_once_and_duplicates_counted(client, ingest_headers, session):
     batch = [event() for _ in range(5)]
     first = client.post(
-        "/api/v1/events", json={"events": batch + [batch[0]]}, headers=ingest_headers
+        "/api/v1/events", json={"events": [*batch, batch[0]]}, headers=ingest_headers
     )
     assert first.status_code == 200
     assert first.get_json() == {"accepted": 5, "duplicates": 1}
@@ -36,7 +36,8 @@ def test_events_are_stored_once_and_duplicates_counted(client, ingest_headers, s
     assert again.get_json() == {"accepted": 0, "duplicates": 5}
     assert count(session, Event) == 5
     stored = session.scalars(select(Event).where(Event.event_id == batch[0]["event_id"])).one()
-    assert stored.timestamp.tzinfo is not None and stored.properties == {"source": "home"}
+    assert stored.timestamp.tzinfo is not None
+    assert stored.properties == {"source": "home"}
 
 
 @pytest.mark.parametrize(
@@ -184,4 +185,5 @@ def test_predictions_and_labels_in_any_order(client, admin_headers, ingest_heade
         headers=ingest_headers,
     )
     assert response.get_json() == {"accepted": 1, "duplicates": 1}
-    assert count(session, Prediction) == 1 and count(session, Label) == 1
+    assert count(session, Prediction) == 1
+    assert count(session, Label) == 1

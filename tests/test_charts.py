@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import analyze_frame
+from experiments.charts import (
+    COLORS,
+    MARGIN_COLOR,
+    is_relative_scale,
+    lift_figure,
+    margin_line,
+    report_figures,
+)
+from tests.report_samples import sample_report
+
+
+def _vlines(fig: Any) -> list[tuple[float, str | None]]:
+    return [
+        (shape.x0, shape.line.color)
+        for shape in fig.layout.shapes
+        if shape.type == "line" and shape.x0 == shape.x1
+    ]
+
+
+def test_one_row_per_treatment_at_the_relative_lift_with_its_interval() -> None:
+    report = sample_report()
+    metric = report["metrics"]["revenue"]
+    fig = lift_figure("revenue", metric)
+    assert [t.y[0] for t in fig.data] == ["treatment", "treatment_b"]
+    for trace, comparison in zip(fig.data, metric["comparisons"], strict=True):
+        low, high = comparison["rel_ci"]
+        assert trace.x[0] == pytest.approx(comparison["rel_lift"])
+        assert trace.x[0] + trace.error_x.array[0] == pytest.approx(high)
+        assert trace.x[0] - trace.error_x.arrayminus[0] == pytest.approx(low)
+        assert trace.error_x.visible is not False
+    assert fig.layout.meta["scale"] == "relative"
+    assert fig.layout.xaxis.tickformat == ".1%"
+    assert "95% CI" in fig.layout.xaxis.title.text
+
+
+def test_colours_follow_the_direction() -> None:
+    fig = lift_figure("revenue", sample_report()["metrics"]["revenue"])
+    assert fig.data[0].marker.color == COLORS["inconclusive"]
+    assert fig.data[1].marker.color == COLORS["worse"]
+    assert fig.data[1].error_x.color == COLORS["worse"]
+
+
+def test_zero_line_is_always_drawn() -> None:
+    fig = lift_figure("take_rate", sample_report()["metrics"]["take_rate"])
+    assert (0, "#24292f") in _vlines(fig)
+
+
+@pytest.mark.parametrize(
+    ("higher_is_better", "margin_type", "expected"),
+    [
+        (True, "relative", -0.05),
+        (False, "relative", 0.05),
+        (True, "absolute", None),  # an absolute margin cannot sit on a relative axis
+    ],
+    ids=["higher-better", "lower-better", "absolute-on-relative-axis"],
+)
+def test_guardrail_margin_line(
+    higher_is_better: bool, margin_type: str, expected: float | None
+) -> None:
+    metric = sample_report()["metrics"]["revenue"]
+    metric["higher_is_better"] = higher_is_better
+    metric["margin_type"] = margin_type
+    assert margin_line(metric, relative=True) == expected
+    lines = _vlines(lift_figure("revenue", metric))
+    margin_lines = [x for x, color in lines if color == MARGIN_COLOR]
+    assert margin_lines == ([] if expected is None else [pytest.approx(expected)])
+
+
+def test_non_guardrails_have_no_margin_line() -> None:
+    metric = sample_report()["metrics"]["take_rate"]
+    metric["margin"] = 0.05  # ignored: not a guardrail
+    assert margin_line(metric, relative=True) is None
+
+
+def test_cuped_adds_an_adjusted_row_under_each_treatment() -> None:
+    metric = sample_report()["metrics"]["take_rate"]
+    fig = lift_figure("take_rate", metric)
+    assert [t.y[0] for t in fig.data] == [
+        "treatment",
+        "treatment (CUPED)",
+        "treatment_b",
+        "treatment_b (CUPED)",
+    ]
+    adjusted = metric["cuped"]["comparisons"][0]
+    assert fig.data[1].x[0] == pytest.approx(adjusted["rel_lift"])
+    assert fig.data[1].marker.symbol == "diamond"
+
+
+def test_ml_metrics_are_drawn_on_the_absolute_difference() -> None:
+    metric = sample_report()["metrics"]["ranker_auc"]
+    fig = lift_figure("ranker_auc", metric)
+    assert not is_relative_scale(metric)
+    assert fig.data[0].x[0] == pytest.approx(0.0517)
+    assert fig.data[0].x[0] + fig.data[0].error_x.array[0] == pytest.approx(0.070)
+    assert fig.layout.meta["scale"] == "absolute"
+    assert fig.layout.xaxis.title.text.startswith("difference")
+
+
+def test_undefined_relative_lift_falls_back_to_the_difference() -> None:
+    metric = sample_report()["metrics"]["latency_ms"]
+    fig = lift_figure("latency_ms", metric)
+    assert fig.layout.meta["scale"] == "absolute"
+    assert fig.data[0].x[0] == pytest.approx(12.5)
+    # The second comparison has no interval at all: a point without error bar,
+    # whose hover text gives the reason.
+    assert fig.data[1].error_x.visible is False
+    assert "standard error is 0" in fig.data[1].hovertext[0]
+
+
+def test_missing_estimate_is_not_drawn_as_a_zero() -> None:
+    metric = sample_report()["metrics"]["take_rate"]
+    metric["cuped"] = None
+    metric["comparisons"][1].update(rel_lift=None, rel_ci=None, reason="control mean is 0")
+    fig = lift_figure("take_rate", metric)
+    hidden = fig.data[1]
+    assert hidden.marker.color == "rgba(0,0,0,0)"
+    assert hidden.error_x.visible is False
+    assert "control mean is 0" in hidden.hovertext[0]
+
+
+@pytest.mark.parametrize(
+    ("method", "alpha", "label"),
+    [
+        ("fixed", 0.05, "95% CI"),
+        ("sequential", 0.1, "90% always-valid CI"),
+        ("bayesian", 0.05, "95% credible interval"),
+    ],
+    ids=["fixed", "sequential", "bayesian"],
+)
+def test_axis_names_the_interval(method: str, alpha: float, label: str) -> None:
+    fig = lift_figure("revenue", sample_report()["metrics"]["revenue"], alpha=alpha, method=method)
+    assert label in fig.layout.xaxis.title.text
+
+
+def test_report_figures_skip_metrics_without_comparisons() -> None:
+    report = sample_report()
+    report["metrics"]["latency_ms"]["comparisons"] = []
+    figures = report_figures(report)
+    assert sorted(figures) == ["ranker_auc", "revenue", "take_rate"]
+    # Height grows with the rows, so labels never overlap.
+    assert figures["take_rate"].layout.height > figures["revenue"].layout.height
+    json.loads(figures["take_rate"].to_json())
+
+
+def test_figures_of_a_real_engine_report_match_its_numbers() -> None:
+    rng = np.random.default_rng(7)
+    n = 3000
+    variant = rng.choice(["control", "treatment"], n)
+    converted = (rng.random(n) < np.where(variant == "treatment", 0.13, 0.10)).astype(int)
+    revenue = rng.exponential(4.0, n) * converted
+    frame = pd.DataFrame({"variant": variant, "converted": converted, "revenue": revenue})
+    report = analyze_frame(
+        frame, metrics={"converted": "conversion:converted", "revenue": "mean:revenue"}
+    )
+    figures = report_figures(report)
+    assert set(figures) == {"converted", "revenue"}
+    for name, fig in figures.items():
+        (comparison,) = report["metrics"][name]["comparisons"]
+        assert fig.data[0].x[0] == pytest.approx(comparison["rel_lift"])
+        assert fig.data[0].x[0] + fig.data[0].error_x.array[0] == pytest.approx(
+            comparison["rel_ci"][1]
+        )
+
+
+def test_charts_module_imports_no_web_or_database_code() -> None:
+    code = (
+        "import sys, experiments.charts, experiments.report_html;"
+        "bad = [m for m in ('flask', 'sqlalchemy', 'web') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
