@@ -181,6 +181,7 @@ def lift_figure(
             x=margin,
             line={"color": MARGIN_COLOR, "width": 1.5, "dash": "dash"},
             annotation={"text": "margin", "font": {"color": MARGIN_COLOR, "size": 11}},
+            annotation_position="top left" if margin < 0 else "top right",
         )
     axis_title = f"{'relative lift' if relative else 'difference'} vs control ({interval})"
     fig.update_layout(
@@ -188,8 +189,8 @@ def lift_figure(
         height=BASE_HEIGHT + ROW_HEIGHT * max(len(rows), 1),
         margin={"l": 150, "r": 24, "t": 28, "b": 52},
         font={"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 13},
-        paper_bgcolor="white",
-        plot_bgcolor="white",
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
         meta={"metric": name, "scale": "relative" if relative else "absolute"},
         xaxis={
             "title": {"text": axis_title},

@@ -39,7 +39,7 @@ _METRICS: list[dict[str, Any]] = [
         "kind": "mean",
         "event": "purchase",
         "role": "guardrail",
-        "margin": 0.05,
+        "margin": 0.1,
         "cap": {"percentile": 99.5},
     },
     {"name": "converted", "kind": "conversion", "event": "purchase", "role": "secondary"},
@@ -54,7 +54,7 @@ DEMO_SPECS: list[dict[str, Any]] = [
         "name": "Ranker v2 (better AUC) against ranker v1",
         "hypothesis": "The new ranker's better offline AUC raises take rate",
         "layer": "home-feed",
-        "traffic": 0.6,
+        "traffic": 0.4,
         "variants": [
             {"key": "control", "weight": 0.5, "is_control": True, "params": {"model": "ranker_a"}},
             {"key": "treatment", "weight": 0.5, "params": {"model": "ranker_b"}},
@@ -67,7 +67,7 @@ DEMO_SPECS: list[dict[str, Any]] = [
         "name": "Objective weights: engagement 0.7 / quality 0.3",
         "hypothesis": "Weighting quality in the ranking score lifts take rate without retraining",
         "layer": "home-feed",
-        "traffic": 0.4,
+        "traffic": 0.6,
         "variants": [
             {
                 "key": "control",
@@ -133,7 +133,7 @@ def seed_demo(
                 users=users,
                 days=DAYS,
                 seed=int(plan["seed"]),  # type: ignore[call-overload]
-                rates={"impression": 6.0, "play": 0.25, "purchase": 0.04},
+                rates={"impression": 6.0, "play": 0.25, "purchase": 0.3},
                 effects=plan["effects"],  # type: ignore[arg-type]
                 model_quality=plan["model_quality"],  # type: ignore[arg-type]
             ),

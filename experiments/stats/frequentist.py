@@ -203,7 +203,9 @@ def welch_test(
     a, b = var_c / n_c, var_t / n_t
     df: float | None = None
     if n_c >= 2 and n_t >= 2 and a + b > 0.0:
-        df = (a + b) ** 2 / (a**2 / (n_c - 1) + b**2 / (n_t - 1))
+        # Scaled by a + b so that tiny variances cannot underflow to 0 / 0.
+        share_c, share_t = a / (a + b), b / (a + b)
+        df = 1.0 / (share_c**2 / (n_c - 1) + share_t**2 / (n_t - 1))
     return normal_test(mean_c, a, mean_t, b, n=n_c + n_t, alpha=alpha, df=df)
 
 
