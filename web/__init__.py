@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 
 from experiments.config import Settings, load_settings
 from experiments.storage.engine import make_engine, make_session_factory
@@ -37,4 +38,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(ui_bp)
+    # The UI's forms need CSRF tokens; the API authenticates with bearer keys instead.
+    csrf = CSRFProtect(app)
+    csrf.exempt(api_bp)
     return app

@@ -304,39 +304,52 @@ def test_one_bad_item_is_rejected_and_the_rest_delivered(
     assert sorted(_event_ids(server, name=name)) == sorted(good)
 
 
+def _race(url: str, headers: dict[str, str], events: list[dict[str, Any]]) -> list[Any]:
+    """POST ``events`` from two threads at once; return each (start, end, response)."""
+    barrier = threading.Barrier(2)
+    answers: list[Any] = [None, None]
+
+    def post(slot: int) -> None:
+        # Each thread has its own connection, so each request can reach its own worker.
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+            http.get("/healthz")  # connect before the barrier
+            barrier.wait(timeout=10)
+            started = time.monotonic()
+            try:
+                response: Any = http.post("/api/v1/events", json={"events": events})
+            except Exception as exc:
+                response = exc
+            answers[slot] = (started, time.monotonic(), response)
+
+    threads = [threading.Thread(target=post, args=(slot,)) for slot in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
+
+
 def test_identical_batches_racing_on_two_workers_are_stored_once(
     server: LiveServer, ingest_key: str
 ) -> None:
     headers = {"Authorization": f"Bearer {ingest_key}"}
+    overlapped = 0
     for round_ in range(3):  # a few rounds: the race need not overlap every time
         batch = _events(f"live_race_{round_}", 2_000)
-        barrier = threading.Barrier(2)
-        answers: list[httpx.Response | BaseException] = [RuntimeError("not run")] * 2
-
-        def post(slot: int, events: list[dict[str, Any]] = batch) -> None:
-            # Each thread has its own connection, so each request can reach its own worker.
-            with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
-                http.get("/healthz")  # connect before the barrier
-                barrier.wait(timeout=10)
-                try:
-                    answers[slot] = http.post("/api/v1/events", json={"events": events})
-                except BaseException as exc:
-                    answers[slot] = exc
-
-        threads = [threading.Thread(target=post, args=(slot,)) for slot in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-        responses = []
+        answers = _race(server.url, headers, batch)
+        bodies = []
         for answer in answers:
-            assert isinstance(answer, httpx.Response), repr(answer)
-            assert answer.status_code == 200, answer.text
-            responses.append(answer.json())
-        assert sum(r["accepted"] for r in responses) == 2_000, responses
-        assert sum(r["duplicates"] for r in responses) == 2_000, responses
+            assert answer is not None, "a poster thread did not finish"
+            response = answer[2]
+            assert isinstance(response, httpx.Response), repr(response)
+            assert response.status_code == 200, response.text
+            bodies.append(response.json())
+        overlapped += max(a[0] for a in answers) < min(a[1] for a in answers)
+        assert sum(b["accepted"] for b in bodies) == 2_000, bodies
+        assert sum(b["duplicates"] for b in bodies) == 2_000, bodies
         stored = _event_ids(server, name=f"live_race_{round_}")
         assert sorted(stored) == sorted(e["event_id"] for e in batch)
+    assert overlapped > 0, "the two requests never ran at the same time"
 
 
 def test_a_full_queue_drops_the_newest_without_blocking_while_the_server_is_down(
