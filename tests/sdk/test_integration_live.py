@@ -125,12 +125,23 @@ def _children(pid: int) -> list[int]:
 
 
 def _running(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie (a zombie holds no socket)."""
+    """True while any thread of ``pid`` is alive and not a zombie.
+
+    A killed multi-threaded process shows its leader as a zombie while the
+    other threads still exit; its sockets close only when the last one is gone.
+    """
     try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _kill_and_reap(pids: list[int]) -> None:
@@ -143,10 +154,17 @@ def _kill_and_reap(pids: list[int]) -> None:
         time.sleep(0.02)
 
 
-def _port_refuses(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) != 0
+def _port_refuses(port: int, within: float = 5.0) -> bool:
+    """True once connecting to ``port`` is refused (polled for ``within`` seconds)."""
+    deadline = time.monotonic() + within
+    while True:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
 
 
 def _crash(live: LiveServer) -> None:
