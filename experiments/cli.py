@@ -376,6 +376,47 @@ def analyze(state: _State, all_: bool) -> None:
     click.echo(f"{len(done)} experiment(s) analysed", err=True)
 
 
+@main.command()
+@click.argument("key")
+@click.option(
+    "--lookback-days",
+    type=click.IntRange(1, 90),
+    default=14,
+    show_default=True,
+    help="Days of recent events to estimate the baseline and traffic from.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@pass_state
+@handle_errors
+def plan(state: _State, key: str, lookback_days: int, fmt: str) -> None:
+    """Sample size and duration of experiment KEY from recent traffic."""
+    from experiments.service.planning import plan_experiment
+
+    with unit_of_work(state.settings) as session:
+        result = plan_experiment(
+            session, key, settings=state.settings, now=_now(), lookback_days=lookback_days
+        )
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2, allow_nan=False))
+        return
+    click.echo(f"{key}: primary metric {result['metric']} ({result['kind']})")
+    click.echo(f"  last {result['lookback_days']} days: {result['active_units']:,} active units")
+    if result["baseline_mean"] is not None:
+        click.echo(
+            f"  baseline mean {result['baseline_mean']:.4g},"
+            f" sd per unit {result['baseline_sd']:.4g}"
+        )
+    if result["sample_size"] is not None:
+        per_variant = ", ".join(f"{k} {v:,}" for k, v in result["per_variant"].items())
+        click.echo(f"  sample size {result['sample_size']:,} units ({per_variant})")
+    days = result["days_needed"]
+    click.echo(f"  expected duration: {days} day(s)" if days else "  expected duration: unknown")
+    for reason in result["reasons"]:
+        click.echo(f"  - {reason}")
+
+
 # ----------------------------------------------------------------------------- demo
 @main.command()
 @click.option("--users", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True)

@@ -11,8 +11,9 @@ from werkzeug.wrappers import Response
 from experiments.domain import ConclusionDecision, ExperimentStatus
 from experiments.errors import ConflictError, InvalidInputError
 from experiments.service import experiments as svc
+from experiments.service.planning import plan_experiment
 from experiments.service.specs import validate_spec
-from web.db import get_session, utcnow
+from web.db import get_session, settings, utcnow
 from web.ui import bp
 from web.ui.forms import KINDS, METHODS, ROLES, SpecForm
 
@@ -96,7 +97,11 @@ def _render_experiment(
     status: int = 200,
     values: dict[str, str] | None = None,
 ) -> tuple[str, int]:
-    document = svc.experiment_document(svc.get_experiment(get_session(), key))
+    session = get_session()
+    document = svc.experiment_document(svc.get_experiment(session, key))
+    plan = None
+    if document["status"] == "draft":
+        plan = plan_experiment(session, key, settings=settings(), now=utcnow())
     page = render_template(
         "ui/experiment.html",
         experiment=document,
@@ -108,6 +113,7 @@ def _render_experiment(
         decisions=list(ConclusionDecision),
         errors=errors or {},
         values=values or {},
+        plan=plan,
     )
     return page, status
 
