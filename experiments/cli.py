@@ -364,16 +364,15 @@ def render_report(document: dict[str, Any], fmt: str) -> str:
 @handle_errors
 def analyze(state: _State, all_: bool) -> None:
     """Refresh the snapshots of every running experiment (for cron)."""
-    from experiments.service.analysis import analyze_running
+    from experiments.service.analysis import run_analysis
+    from experiments.service.experiments import list_experiments
 
     with unit_of_work(state.settings) as session:
-        done = analyze_running(
-            session,
-            settings=state.settings,
-            now=_now(),
-            on_progress=lambda key: click.echo(f"analysed {key}", err=True),
-        )
-    click.echo(f"{len(done)} experiment(s) analysed", err=True)
+        keys = [e.key for e in list_experiments(session, "running")]
+        with click.progressbar(keys, label="analysing", file=sys.stderr) as bar:
+            for key in bar:
+                run_analysis(session, key, settings=state.settings, now=_now())
+    click.echo(f"{len(keys)} experiment(s) analysed", err=True)
 
 
 @main.command()

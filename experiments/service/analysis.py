@@ -6,7 +6,6 @@ engine version beside the report, so a report can be re-derived and audited.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -238,19 +237,3 @@ def load_report(
     if snapshot is None:
         snapshot = run_analysis(session, key, settings=settings, now=now)
     return snapshot.report
-
-
-def analyze_running(
-    session: Session,
-    *,
-    settings: Settings,
-    now: datetime,
-    on_progress: Callable[[str], None] | None = None,
-) -> list[str]:
-    """Refresh the snapshot of every running experiment; returns their keys."""
-    keys = [e.key for e in queries.list_experiments(session, [ExperimentStatus.RUNNING.value])]
-    for key in keys:
-        run_analysis(session, key, settings=settings, now=now)
-        if on_progress is not None:
-            on_progress(key)
-    return keys

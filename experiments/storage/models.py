@@ -155,7 +155,12 @@ class Event(Base):
     """Something a unit did; ``event_id`` is the client's idempotency key."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_unit_id_name_timestamp", "unit_id", "name", "timestamp"),)
+    __table_args__ = (
+        # The analysis join: a unit's events of some names in a time window.
+        Index("ix_events_unit_id_name_timestamp", "unit_id", "name", "timestamp"),
+        # Planning: every event of the last N days.
+        Index("ix_events_timestamp", "timestamp"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -171,7 +176,10 @@ class Prediction(Base):
     """A model's score for a unit, served by a variant of an experiment."""
 
     __tablename__ = "predictions"
-    __table_args__ = (Index("ix_predictions_experiment_id_variant", "experiment_id", "variant"),)
+    __table_args__ = (
+        Index("ix_predictions_experiment_id_variant", "experiment_id", "variant"),
+        Index("ix_predictions_experiment_id_model", "experiment_id", "model"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     prediction_id: Mapped[str] = mapped_column(String(64), unique=True)
