@@ -9,8 +9,10 @@ release savepoints). Tests that start a live server use a database of their own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -182,9 +184,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_refuses(port: int, within: float = 10.0) -> bool:
+    """True once connecting to ``port`` on loopback is refused (polled)."""
+    deadline = time.monotonic() + within
+    while True:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
 @dataclass
 class LiveServer:
-    """`xp serve` (gunicorn) in a subprocess, on its own database."""
+    """`xp serve` (gunicorn) in its own process group, on its own database."""
 
     url: str
     database_url: str
@@ -197,7 +212,9 @@ class LiveServer:
 
     def start(self) -> None:
         assert self.log is not None
+        assert port_refuses(self.port, within=5), f"port {self.port} is busy before start"
         self._handle = self.log.open("ab")
+        # A session of its own: stop() can signal the master and every worker at once.
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -215,9 +232,12 @@ class LiveServer:
             stdout=self._handle,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
@@ -226,15 +246,21 @@ class LiveServer:
         raise RuntimeError(f"server did not start; log:\n{self.log.read_text()[-3000:]}")
 
     def stop(self, kill: bool = False) -> None:
+        """Terminate the server (SIGTERM), or crash it (SIGKILL to master and workers)."""
         if self.process is None:
             return
-        if kill:
-            self.process.kill()
-        else:
-            self.process.terminate()
+        group = self.process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL if kill else signal.SIGTERM)
         self.process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _group_alive(group):
+            if time.monotonic() > deadline:
+                os.killpg(group, signal.SIGKILL)
+            time.sleep(0.02)
         self.process = None
         self._handle.close()
+        assert port_refuses(self.port), f"something still listens on port {self.port}"
 
     def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -252,20 +278,42 @@ class LiveServer:
         return result.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture
-def live_server(database_factory: DatabaseFactory, tmp_path: Path) -> Iterator[LiveServer]:
-    url = database_factory.create()
+def _group_alive(group: int) -> bool:
+    """True while any process of the group is alive and not a zombie."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields: state, ppid, pgrp, ...
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
+
+
+def make_live_server(factory: DatabaseFactory, tmp: Path, workers: int = 2) -> LiveServer:
+    """A started server on a fresh database of the session's kind."""
+    url = factory.create()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("XP_")}
     env.pop("TEST_DATABASE_URL", None)
     env.update(
         XP_DATABASE_URL=url,
-        XP_INSTANCE_PATH=str(tmp_path / "instance"),
+        XP_INSTANCE_PATH=str(tmp / "instance"),
         XP_SECRET_KEY="live-test",
         XP_LOG_LEVEL="WARNING",
     )
-    server = LiveServer(f"http://127.0.0.1:{port}", url, env, port, 2, log=tmp_path / "server.log")
+    server = LiveServer(f"http://127.0.0.1:{port}", url, env, port, workers, log=tmp / "server.log")
     server.start()
+    return server
+
+
+@pytest.fixture
+def live_server(database_factory: DatabaseFactory, tmp_path: Path) -> Iterator[LiveServer]:
+    server = make_live_server(database_factory, tmp_path)
     yield server
     server.stop()
 

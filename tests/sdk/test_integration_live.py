@@ -23,10 +23,6 @@ host kills every process, so the test SIGKILLs the workers too (found through
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
 import threading
 import time
 import uuid
@@ -42,7 +38,7 @@ from sqlalchemy import bindparam, text
 from experiments.sdk import Client
 from experiments.sdk.errors import DeliveryError, QueueFullError, RejectedItemError, SdkError
 from experiments.storage.engine import make_engine
-from tests.conftest import DatabaseFactory, LiveServer, free_port
+from tests.conftest import DatabaseFactory, LiveServer, make_live_server, port_refuses
 
 pytestmark = pytest.mark.server
 
@@ -55,23 +51,9 @@ def live_server(
     database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     """``tests/conftest.py``'s server, shared by this module (see the module docstring)."""
-    tmp = tmp_path_factory.mktemp("live-sdk")
-    url = database_factory.create()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XP_")}
-    env.pop("TEST_DATABASE_URL", None)
-    env.update(
-        XP_DATABASE_URL=url,
-        XP_INSTANCE_PATH=str(tmp / "instance"),
-        XP_SECRET_KEY="live-sdk-test",
-        XP_LOG_LEVEL="WARNING",
-    )
-    server = LiveServer(f"http://127.0.0.1:{port}", url, env, port, 2, log=tmp / "server.log")
-    server.start()
+    server = make_live_server(database_factory, tmp_path_factory.mktemp("live-sdk"))
     yield server
-    workers = _children(server.process.pid) if server.process is not None else []
     server.stop()
-    _kill_and_reap(workers)
 
 
 @pytest.fixture(scope="module")
@@ -106,82 +88,13 @@ class Errors:
 # -- process and database helpers ---------------------------------------------------
 
 
-def _children(pid: int) -> list[int]:
-    """Pids whose parent is ``pid`` (read from ``/proc``)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces: split after it.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return found
-
-
-def _running(pid: int) -> bool:
-    """True while any thread of ``pid`` is alive and not a zombie.
-
-    A killed multi-threaded process shows its leader as a zombie while the
-    other threads still exit; its sockets close only when the last one is gone.
-    """
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/stat") as handle:
-                if handle.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    return True
-        except OSError:
-            continue
-    return False
-
-
-def _kill_and_reap(pids: list[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while any(_running(pid) for pid in pids):
-        assert time.monotonic() < deadline, f"processes {pids} survived SIGKILL"
-        time.sleep(0.02)
-
-
-def _port_refuses(port: int, within: float = 5.0) -> bool:
-    """True once connecting to ``port`` is refused (polled for ``within`` seconds)."""
-    deadline = time.monotonic() + within
-    while True:
-        with socket.socket() as sock:
-            sock.settimeout(1)
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-
-
 def _crash(live: LiveServer) -> None:
     """SIGKILL the gunicorn master and its workers, as a host crash would."""
-    assert live.process is not None
-    workers = _children(live.process.pid)
-    assert workers, "gunicorn master has no workers"
     live.stop(kill=True)
-    _kill_and_reap(workers)
-    assert _port_refuses(live.port), "something still listens on the server's port"
 
 
 def _start(live: LiveServer) -> None:
-    assert _port_refuses(live.port), "port busy before start: orphan workers would answer"
     live.start()
-    assert live.process is not None
-    assert live.process.poll() is None, "gunicorn master exited: port taken?"
 
 
 def _event_ids(
@@ -374,7 +287,7 @@ def test_a_full_queue_drops_the_newest_without_blocking_while_the_server_is_down
     server: LiveServer, ingest_key: str
 ) -> None:
     server.stop()
-    assert _port_refuses(server.port)
+    assert port_refuses(server.port)
     errors = Errors()
     client = Client(
         server.url,
