@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from flask import Response, request
 
 from experiments.domain import ApiScope
@@ -12,6 +15,9 @@ from web.api.responses import json_response
 from web.api.schemas import ConcludeRequest, json_body, parse_body
 from web.auth import require_scope
 from web.db import get_session, utcnow
+
+if TYPE_CHECKING:
+    from experiments.storage.models import Experiment
 
 
 @bp.post("/experiments")
@@ -50,22 +56,29 @@ def patch_experiment(key: str) -> Response:
     return json_response(document)
 
 
+def _transition(action: Callable[..., Experiment], key: str) -> Response:
+    session = get_session()
+    document = svc.experiment_document(action(session, key, now=utcnow()))
+    session.commit()
+    return json_response(document)
+
+
 @bp.post("/experiments/<key>/start")
 @require_scope(ApiScope.ADMIN)
 def start_experiment(key: str) -> Response:
-    session = get_session()
-    document = svc.experiment_document(svc.start_experiment(session, key, now=utcnow()))
-    session.commit()
-    return json_response(document)
+    return _transition(svc.start_experiment, key)
 
 
 @bp.post("/experiments/<key>/stop")
 @require_scope(ApiScope.ADMIN)
 def stop_experiment(key: str) -> Response:
-    session = get_session()
-    document = svc.experiment_document(svc.stop_experiment(session, key, now=utcnow()))
-    session.commit()
-    return json_response(document)
+    return _transition(svc.stop_experiment, key)
+
+
+@bp.post("/experiments/<key>/promote")
+@require_scope(ApiScope.ADMIN)
+def promote_experiment(key: str) -> Response:
+    return _transition(svc.promote_experiment, key)
 
 
 @bp.post("/experiments/<key>/conclude")
@@ -83,14 +96,5 @@ def conclude_experiment(key: str) -> Response:
         now=utcnow(),
     )
     document = svc.experiment_document(experiment)
-    session.commit()
-    return json_response(document)
-
-
-@bp.post("/experiments/<key>/promote")
-@require_scope(ApiScope.ADMIN)
-def promote_experiment(key: str) -> Response:
-    session = get_session()
-    document = svc.experiment_document(svc.promote_experiment(session, key, now=utcnow()))
     session.commit()
     return json_response(document)
