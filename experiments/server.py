@@ -37,5 +37,8 @@ def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "preload_app": False,
+        # gunicorn's control socket lives at one path per user: two servers on
+        # one machine (tests, several instances) would fight over it.
+        "control_socket_disable": True,
     }
     _Gunicorn(settings, options).run()
