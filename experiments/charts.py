@@ -8,6 +8,11 @@ metric, or a business metric whose relative lift is undefined (control mean 0),
 on the absolute difference (``abs_diff`` / ``abs_ci``). When CUPED adjusted the
 metric, each treatment gets a second row with the adjusted estimate, which is
 the one the decision uses.
+
+When the report carries ``timeseries`` (see ``experiments/service/timeseries.py``),
+:func:`lift_over_time_figure` draws the cumulative lift of the primary metric at
+each day's end with its interval as a band, and :func:`traffic_figure` the new
+units per variant per day.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from experiments.report_format import (
+    format_count,
     format_interval,
     format_number,
     format_p_value,
@@ -212,3 +218,199 @@ def report_figures(report: Mapping[str, Any]) -> dict[str, go.Figure]:
         for name, metric in (report.get("metrics") or {}).items()
         if metric.get("comparisons")
     }
+
+
+# ------------------------------------------------------------------ over time
+
+VARIANT_COLORS = ("#57606a", "#0969da", "#8250df", "#bf3989", "#1a7f37", "#bc4c00", "#0a3069")
+_LAYOUT_FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 13}
+
+
+def _timeseries(report: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    series = report.get("timeseries")
+    if not isinstance(series, Mapping) or not series.get("days"):
+        return None
+    return series
+
+
+def _variant_colors(report: Mapping[str, Any], series: Mapping[str, Any]) -> dict[str, str]:
+    """The control in grey, then one colour per treatment, in the document's order."""
+    control = series.get("control") or report.get("control")
+    others = [v for v in series.get("cumulative_units") or {} if v != control]
+    for per_variant in (series.get("metrics") or {}).values():
+        others += [v for v in per_variant if v not in others and v != control]
+    colors = {str(control): VARIANT_COLORS[0]}
+    for i, variant in enumerate(others):
+        colors[variant] = VARIANT_COLORS[1 + i % (len(VARIANT_COLORS) - 1)]
+    return colors
+
+
+def _rgba(color: str, opacity: float) -> str:
+    red, green, blue = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{opacity})"
+
+
+def _band_segments(
+    days: Sequence[str], intervals: Sequence[Any]
+) -> list[tuple[list[str], list[float], list[float]]]:
+    """Runs of consecutive days whose interval is defined: (days, lows, highs)."""
+    segments: list[tuple[list[str], list[float], list[float]]] = []
+    current: tuple[list[str], list[float], list[float]] | None = None
+    for day, pair in zip(days, intervals, strict=False):
+        low, high = _bounds(pair)
+        if low is None or high is None:
+            current = None
+            continue
+        if current is None:
+            current = ([], [], [])
+            segments.append(current)
+        current[0].append(day)
+        current[1].append(low)
+        current[2].append(high)
+    return segments
+
+
+def _primary_name(report: Mapping[str, Any], series: Mapping[str, Any]) -> str | None:
+    name = series.get("primary")
+    if name:
+        return str(name)
+    for metric_name, metric in (report.get("metrics") or {}).items():
+        if metric.get("role") == "primary":
+            return str(metric_name)
+    return None
+
+
+def lift_over_time_figure(report: Mapping[str, Any], metric: str | None = None) -> go.Figure | None:
+    """The cumulative lift of a metric (default: the primary) at each day's end.
+
+    One line per treatment with its interval as a shaded band (the always-valid
+    interval under the sequential method, the credible interval under the
+    Bayesian one), read from ``report["timeseries"]``; relative lift when it is
+    defined on some day, else the absolute difference.
+
+    Returns:
+        The figure, or None when the report has no time series for the metric.
+    """
+    series = _timeseries(report)
+    if series is None:
+        return None
+    name = metric or _primary_name(report, series)
+    per_variant: Mapping[str, Any] = (series.get("metrics") or {}).get(name) or {}
+    if not name or not per_variant:
+        return None
+    days = [str(d) for d in series["days"]]
+    relative = any(
+        _finite(v) is not None for s in per_variant.values() for v in s.get("rel_lift") or []
+    )
+    key, ci_key = ("rel_lift", "rel_ci") if relative else ("abs_diff", "abs_ci")
+    interval = interval_name(str(report.get("method", "fixed")), float(report.get("alpha", 0.05)))
+    colors = _variant_colors(report, series)
+    fig = go.Figure()
+    for variant, values in per_variant.items():
+        color = colors.get(variant, VARIANT_COLORS[1])
+        segments = _band_segments(days, values.get(ci_key) or [])
+        for i, (seg_days, lows, highs) in enumerate(segments):
+            fig.add_trace(
+                go.Scatter(
+                    x=seg_days + seg_days[::-1],
+                    y=highs + lows[::-1],
+                    fill="toself",
+                    fillcolor=_rgba(color, 0.16),
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=i == 0,
+                    legendgroup=variant,
+                    name=f"{variant}: {interval}",
+                    meta={"role": "band", "variant": variant},
+                )
+            )
+        estimates = [_finite(v) for v in values.get(key) or []]
+        cis = list(values.get(ci_key) or [])
+        hover = []
+        for day, value, pair in zip(days, estimates, cis + [None] * len(days), strict=False):
+            shown = format_percent(value, signed=True) if relative else format_number(value, 4)
+            shown_ci = (
+                format_interval(pair, percent=True) if relative else format_interval(pair, digits=4)
+            )
+            hover.append(f"<b>{variant}</b> · {day}<br>{shown}<br>{interval} {shown_ci}")
+        fig.add_trace(
+            go.Scatter(
+                x=days,
+                y=estimates,
+                mode="lines+markers",
+                line={"color": color, "width": 2},
+                marker={"color": color, "size": 6},
+                name=variant,
+                legendgroup=variant,
+                hovertext=hover,
+                hoverinfo="text",
+                meta={"role": "estimate", "variant": variant},
+            )
+        )
+    fig.add_hline(y=0, line={"color": "#24292f", "width": 1})
+    what = "relative lift" if relative else "difference"
+    fig.update_layout(
+        template="none",
+        height=320,
+        margin={"l": 64, "r": 24, "t": 28, "b": 48},
+        font=_LAYOUT_FONT,
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        meta={"metric": name, "scale": "relative" if relative else "absolute"},
+        legend={"orientation": "h", "y": 1.12, "x": 0},
+        xaxis={"title": {"text": "day (cumulative to its end, UTC)"}, "gridcolor": "#eaeef2"},
+        yaxis={
+            "title": {"text": f"{what} ({interval})", "font": {"size": 12}},
+            "tickformat": ".1%" if relative else "",
+            "zeroline": False,
+            "gridcolor": "#eaeef2",
+        },
+    )
+    return fig
+
+
+def traffic_figure(report: Mapping[str, Any]) -> go.Figure | None:
+    """New units exposed per variant per day (bars), from ``report["timeseries"]``.
+
+    The hover text also gives the cumulative count. Returns None without a time series.
+    """
+    series = _timeseries(report)
+    if series is None:
+        return None
+    days = [str(d) for d in series["days"]]
+    step = int(series.get("step_days") or 1)
+    cumulative: Mapping[str, Any] = series.get("cumulative_units") or {}
+    colors = _variant_colors(report, series)
+    fig = go.Figure()
+    for variant, counts in (series.get("units") or {}).items():
+        totals = list(cumulative.get(variant) or [])
+        hover = [
+            f"<b>{variant}</b> · {day}<br>{format_count(n)} new"
+            + (f" · {format_count(totals[i])} in total" if i < len(totals) else "")
+            for i, (day, n) in enumerate(zip(days, counts, strict=False))
+        ]
+        fig.add_trace(
+            go.Bar(
+                x=days,
+                y=list(counts),
+                name=variant,
+                marker={"color": colors.get(variant, VARIANT_COLORS[1])},
+                hovertext=hover,
+                hoverinfo="text",
+            )
+        )
+    period = "day" if step == 1 else f"{step} days"
+    fig.update_layout(
+        template="none",
+        barmode="group",
+        height=280,
+        margin={"l": 64, "r": 24, "t": 28, "b": 48},
+        font=_LAYOUT_FONT,
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        meta={"chart": "traffic", "step_days": step},
+        legend={"orientation": "h", "y": 1.14, "x": 0},
+        xaxis={"title": {"text": "day (UTC)"}, "gridcolor": "#eaeef2"},
+        yaxis={"title": {"text": f"new units per {period}"}, "gridcolor": "#eaeef2"},
+    )
+    return fig

@@ -21,7 +21,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from experiments.charts import report_figures
+from experiments.charts import lift_over_time_figure, report_figures, traffic_figure
 from experiments.report_format import (
     format_count,
     format_interval,
@@ -259,6 +259,32 @@ def _srm(report: Mapping[str, Any], variants: Mapping[str, Any]) -> dict[str, An
     }
 
 
+OVER_TIME_NOTES = {
+    "fixed": "A fixed-horizon interval is valid only at the planned end: a band that"
+    " leaves zero on some day earlier is no reason to stop.",
+    "sequential": "The always-valid interval holds at every look, so it may be watched"
+    " daily: stopping when it leaves zero keeps the error rate at alpha.",
+    "bayesian": "The band is the credible interval of the relative lift at each day's end.",
+}
+
+
+def _over_time(report: Mapping[str, Any], method: str) -> dict[str, Any] | None:
+    """The over-time charts (cumulative lift, traffic), or None without a time series."""
+    lift, traffic = lift_over_time_figure(report), traffic_figure(report)
+    if lift is None and traffic is None:
+        return None
+    series = report.get("timeseries") or {}
+    step = int(series.get("step_days") or 1)
+    metric = lift.layout.meta["metric"] if lift is not None else None
+    return {
+        "metric": metric,
+        "period": "day" if step == 1 else f"{step} days",
+        "note": OVER_TIME_NOTES.get(method, ""),
+        "lift": {"id": "chart-lift-over-time", "json": chart_json(lift)} if lift else None,
+        "traffic": {"id": "chart-traffic", "json": chart_json(traffic)} if traffic else None,
+    }
+
+
 def report_context(report: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the report template shows, formatted for people.
 
@@ -268,8 +294,10 @@ def report_context(report: Mapping[str, Any]) -> dict[str, Any]:
             definitions) is used when present.
 
     Returns:
-        A dict for ``report.html``: ``header``, ``decision``, ``srm``, ``sections``
-        (primary, guardrails, secondary, ML; each with its metrics), ``variants``.
+        A dict for ``report.html``: ``header``, ``decision``, ``srm``, ``over_time``
+        (the charts over time, or None when the report has no ``timeseries``),
+        ``sections`` (primary, guardrails, secondary, ML; each with its metrics),
+        ``variants``.
     """
     method = str(report.get("method", "fixed"))
     alpha = float(report.get("alpha", 0.05))
@@ -307,6 +335,7 @@ def report_context(report: Mapping[str, Any]) -> dict[str, Any]:
             "ml_divergence": bool(decision.get("ml_divergence")),
         },
         "srm": _srm(report, variants),
+        "over_time": _over_time(report, method),
         "sections": sections,
         "variants": [
             {

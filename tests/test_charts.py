@@ -13,10 +13,13 @@ from experiments import analyze_frame
 from experiments.charts import (
     COLORS,
     MARGIN_COLOR,
+    VARIANT_COLORS,
     is_relative_scale,
     lift_figure,
+    lift_over_time_figure,
     margin_line,
     report_figures,
+    traffic_figure,
 )
 from tests.report_samples import sample_report
 
@@ -172,6 +175,112 @@ def test_figures_of_a_real_engine_report_match_its_numbers() -> None:
         assert fig.data[0].x[0] + fig.data[0].error_x.array[0] == pytest.approx(
             comparison["rel_ci"][1]
         )
+
+
+# ------------------------------------------------------------------ over time
+
+
+def _with_timeseries(method: str = "fixed") -> dict[str, Any]:
+    report = sample_report()
+    report["method"] = method
+    report["timeseries"] = {
+        "days": ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"],
+        "ends": [],
+        "step_days": 1,
+        "control": "control",
+        "primary": "take_rate",
+        "units": {"control": [100, 120, 90, 110], "treatment": [95, 125, 92, 101]},
+        "cumulative_units": {"control": [100, 220, 310, 420], "treatment": [95, 220, 312, 413]},
+        "metrics": {
+            "take_rate": {
+                "treatment": {
+                    "rel_lift": [0.2, None, 0.08, 0.07],
+                    "rel_ci": [[-0.1, 0.5], None, [0.01, 0.15], [0.02, 0.12]],
+                    "abs_diff": [0.05, None, 0.02, 0.0175],
+                    "abs_ci": [[-0.02, 0.12], None, [0.0, 0.04], [0.005, 0.03]],
+                }
+            },
+            "latency_ms": {
+                "treatment": {
+                    "rel_lift": [None, None, None, None],
+                    "rel_ci": [None, None, None, None],
+                    "abs_diff": [1.5, 2.0, 2.5, 3.0],
+                    "abs_ci": [[0.5, 2.5], [1.0, 3.0], [1.5, 3.5], [2.0, 4.0]],
+                }
+            },
+        },
+    }
+    return report
+
+
+def _traces(fig: Any, role: str) -> list[Any]:
+    return [t for t in fig.data if t.meta and t.meta["role"] == role]
+
+
+def test_lift_over_time_draws_each_day_with_its_interval_band() -> None:
+    fig = lift_over_time_figure(_with_timeseries())
+    assert fig is not None
+    (line,) = _traces(fig, "estimate")
+    assert list(line.x) == ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
+    assert list(line.y) == [0.2, None, 0.08, 0.07]  # an undefined day is a gap, not a zero
+    assert line.line.color == VARIANT_COLORS[1]
+    bands = _traces(fig, "band")
+    # the undefined day splits the band in two closed polygons: highs then lows reversed
+    assert [list(b.x) for b in bands] == [
+        ["2026-03-01", "2026-03-01"],
+        ["2026-03-03", "2026-03-04", "2026-03-04", "2026-03-03"],
+    ]
+    assert list(bands[1].y) == [0.15, 0.12, 0.02, 0.01]
+    assert all(b.fill == "toself" for b in bands)
+    assert fig.layout.meta == {"metric": "take_rate", "scale": "relative"}
+    assert fig.layout.yaxis.tickformat == ".1%"
+    assert "95% CI" in fig.layout.yaxis.title.text
+    assert [(s.y0, s.y1) for s in fig.layout.shapes] == [(0, 0)]  # the no-change line
+
+
+def test_lift_over_time_of_an_undefined_relative_lift_uses_the_difference() -> None:
+    fig = lift_over_time_figure(_with_timeseries(), metric="latency_ms")
+    assert fig is not None
+    assert fig.layout.meta["scale"] == "absolute"
+    assert list(_traces(fig, "estimate")[0].y) == [1.5, 2.0, 2.5, 3.0]
+    assert list(_traces(fig, "band")[0].y) == [2.5, 3.0, 3.5, 4.0, 2.0, 1.5, 1.0, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("method", "label"),
+    [("sequential", "95% always-valid CI"), ("bayesian", "95% credible interval")],
+    ids=["sequential", "bayesian"],
+)
+def test_lift_over_time_names_the_methods_interval(method: str, label: str) -> None:
+    fig = lift_over_time_figure(_with_timeseries(method))
+    assert fig is not None
+    assert label in fig.layout.yaxis.title.text
+
+
+def test_traffic_shows_new_units_per_variant_per_day() -> None:
+    fig = traffic_figure(_with_timeseries())
+    assert fig is not None
+    assert [t.name for t in fig.data] == ["control", "treatment"]
+    assert list(fig.data[1].y) == [95, 125, 92, 101]
+    assert "312 in total" in fig.data[1].hovertext[2]
+    assert fig.data[0].marker.color == VARIANT_COLORS[0]
+    assert fig.layout.barmode == "group"
+    assert fig.layout.yaxis.title.text == "new units per day"
+    json.loads(fig.to_json())
+
+
+@pytest.mark.parametrize(
+    "timeseries",
+    [None, {"days": [], "units": {}, "metrics": {}}],
+    ids=["missing", "no-days"],
+)
+def test_over_time_charts_are_absent_without_a_time_series(timeseries: Any) -> None:
+    report = sample_report()
+    if timeseries is not None:
+        report["timeseries"] = timeseries
+    assert lift_over_time_figure(report) is None
+    assert traffic_figure(report) is None
+    assert lift_over_time_figure(_with_timeseries(), metric="unknown") is None
 
 
 def test_charts_module_imports_no_web_or_database_code() -> None:

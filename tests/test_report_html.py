@@ -2,13 +2,20 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from experiments import analyze_frame
+from experiments.domain import AnalysisMethod, MetricKind, MetricRole
 from experiments.report_html import plotly_js, render_report_html, report_context
+from experiments.service.timeseries import timeseries_document
+from experiments.stats.analysis import AnalysisSpec, MetricSpec
+from experiments.stats.summaries import Moments
+from experiments.storage.aggregates import MetricQuery
+from experiments.storage.timeseries import DailyMoments
 from tests.html_pages import Page, parse_page
 from tests.report_samples import sample_report
 
@@ -181,3 +188,71 @@ def test_context_is_plain_data_for_any_template() -> None:
         "reason": None,
     }
     assert context["variants"][1]["params"].startswith("{\n")
+
+
+# ------------------------------------------------------------------ over time
+
+
+def _timeseries(method: AnalysisMethod) -> dict:
+    """The service's document for three hand-built days of a conversion metric."""
+    spec = AnalysisSpec(
+        control="control",
+        weights={"control": 0.5, "treatment": 0.5},
+        metrics=[MetricSpec("take_rate", MetricKind.CONVERSION, MetricRole.PRIMARY)],
+        method=method,
+        planned_n=5000,
+    )
+
+    def rate(n: int, k: int) -> Moments:
+        return Moments.from_values(np.r_[np.ones(k), np.zeros(n - k)])
+
+    days = [(300, 30, 310, 35), (700, 70, 690, 90), (1000, 100, 1010, 131)]
+    daily = DailyMoments(
+        ends=[datetime(2026, 3, d, tzinfo=UTC) for d in (2, 3, 4)],
+        step_days=1,
+        units=[{"control": a, "treatment": c} for a, _, c, _ in days],
+        moments=[
+            {"take_rate": {"control": rate(a, b), "treatment": rate(c, d)}} for a, b, c, d in days
+        ],
+        caps={},
+    )
+    return timeseries_document(spec, [MetricQuery("take_rate", "conversion", ("play",))], daily)
+
+
+def test_over_time_charts_are_shown_with_a_time_series() -> None:
+    report = sample_report()
+    report["method"] = "sequential"
+    report["timeseries"] = _timeseries(AnalysisMethod.SEQUENTIAL)
+    page = parse_page(render_report_html(report))
+    section = page.get("over-time")
+    assert "Lift of take_rate against the control" in section.text
+    assert "always-valid interval holds at every look" in section.text
+    lift = json.loads(page.get("chart-lift-over-time-data").text)
+    estimate = next(t for t in lift["data"] if t["meta"]["role"] == "estimate")
+    assert estimate["x"] == ["2026-03-01", "2026-03-02", "2026-03-03"]
+    assert estimate["y"][-1] == pytest.approx(131 / 1010 / 0.1 - 1)
+    assert "always-valid" in lift["layout"]["yaxis"]["title"]["text"]
+    traffic = json.loads(page.get("chart-traffic-data").text)
+    assert [t["y"] for t in traffic["data"]] == [[300, 400, 300], [310, 380, 320]]
+    # the over-time charts come before the metrics and are drawn like the others
+    charts = [d for d in page.root.find_all("div") if "data-figure" in d.attrs]
+    assert [c.attrs["id"] for c in charts[:2]] == ["chart-lift-over-time", "chart-traffic"]
+    assert all("xp-chart" in c.attrs["class"].split() for c in charts)  # report.js draws them
+    assert len(charts) == 6
+
+
+def test_over_time_section_is_absent_without_a_time_series(export: str) -> None:
+    assert 'id="over-time"' not in export
+    assert report_context(sample_report())["over_time"] is None
+    empty = sample_report()
+    empty["timeseries"] = _timeseries(AnalysisMethod.FIXED) | {"days": []}
+    assert report_context(empty)["over_time"] is None
+
+
+def test_over_time_context_names_the_period_and_the_methods_caveat() -> None:
+    report = sample_report()
+    report["timeseries"] = _timeseries(AnalysisMethod.FIXED) | {"step_days": 7}
+    over_time = report_context(report)["over_time"]
+    assert over_time["metric"] == "take_rate"
+    assert over_time["period"] == "7 days"
+    assert "valid only at the planned end" in over_time["note"]

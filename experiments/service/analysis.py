@@ -24,6 +24,7 @@ from experiments.domain import (
 )
 from experiments.errors import InvalidStateError
 from experiments.service.experiments import get_experiment
+from experiments.service.timeseries import build_timeseries
 from experiments.stats.analysis import (
     AnalysisData,
     AnalysisSpec,
@@ -195,6 +196,14 @@ def run_analysis(
     data = AnalysisData(units=units, moments=moments, ml=ml, has_covariate=has_covariate)
     report = report_to_dict(analyze(spec, data))
     report["experiment"] = _experiment_header(experiment, now)
+    report["timeseries"] = build_timeseries(
+        session,
+        experiment,
+        spec=spec,
+        metrics=metric_queries(experiment),
+        settings=settings,
+        until=until,
+    )
     snapshot = AnalysisSnapshot(
         experiment_id=experiment.id,
         computed_at=now,

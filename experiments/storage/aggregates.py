@@ -82,7 +82,7 @@ class MetricMoments:
     caps: dict[str, float]
 
 
-def _shift(session: Session, column: Any, seconds: float) -> ColumnElement[Any]:
+def shift_time(session: Session, column: Any, seconds: float) -> ColumnElement[Any]:
     """``column + seconds`` for a UTCDateTime column, in the session's dialect."""
     if session.get_bind().dialect.name == "sqlite":
         return type_coerce(column, BigInteger) + literal(round(seconds * MICROS_PER_SECOND))
@@ -90,26 +90,26 @@ def _shift(session: Session, column: Any, seconds: float) -> ColumnElement[Any]:
     return shifted
 
 
-def _time_bind(session: Session, value: datetime) -> ColumnElement[Any]:
+def time_bind(session: Session, value: datetime) -> ColumnElement[Any]:
     """A bound timestamp comparable with shifted columns in both dialects."""
     if session.get_bind().dialect.name == "sqlite":
         return literal(to_micros(value), BigInteger)
     return literal(value)
 
 
-def _columns_of(
+def metric_columns(
     session: Session, metric: MetricQuery, exposed_at: Any, skew: float, until: Any
 ) -> list[ColumnElement[Any]]:
     """Per-unit aggregate columns of one metric: post-exposure, then pre-exposure."""
-    ts = _shift(session, Event.timestamp, 0)
-    post = [ts >= _shift(session, exposed_at, -skew), ts < until]
+    ts = shift_time(session, Event.timestamp, 0)
+    post = [ts >= shift_time(session, exposed_at, -skew), ts < until]
     if metric.window_days is not None:
-        post.append(ts < _shift(session, exposed_at, metric.window_days * DAY))
+        post.append(ts < shift_time(session, exposed_at, metric.window_days * DAY))
     pre = None
     if metric.lookback_days is not None:
         pre = [
-            ts >= _shift(session, exposed_at, -metric.lookback_days * DAY),
-            ts < _shift(session, exposed_at, -skew),
+            ts >= shift_time(session, exposed_at, -metric.lookback_days * DAY),
+            ts < shift_time(session, exposed_at, -skew),
         ]
 
     def aggregate(event: str, window: list[ColumnElement[bool]]) -> ColumnElement[Any]:
@@ -142,23 +142,28 @@ def compute_metric_moments(
             Exposure.variant.label("variant"),
             Exposure.timestamp.label("exposed_at"),
         )
-        .where(Exposure.experiment_id == experiment_id, Exposure.epoch == epoch)
+        .where(
+            Exposure.experiment_id == experiment_id,
+            Exposure.epoch == epoch,
+            # Units exposed after the analysis time (or the stop) are not in it.
+            shift_time(session, Exposure.timestamp, 0) < time_bind(session, until),
+        )
         .subquery("exposed")
     )
-    until_bind = _time_bind(session, until)
+    until_bind = time_bind(session, until)
     names = sorted({event for m in metrics for event in m.events})
     lookback = max([m.lookback_days or 0.0 for m in metrics] + [0.0]) * DAY
     join_on = and_(
         Event.unit_id == exposed.c.unit_id,
         Event.name.in_(names) if names else literal(False),
-        _shift(session, Event.timestamp, 0)
-        >= _shift(session, exposed.c.exposed_at, -max(lookback, skew_seconds)),
-        _shift(session, Event.timestamp, 0) < until_bind,
+        shift_time(session, Event.timestamp, 0)
+        >= shift_time(session, exposed.c.exposed_at, -max(lookback, skew_seconds)),
+        shift_time(session, Event.timestamp, 0) < until_bind,
     )
     layout: list[tuple[MetricQuery, int, int]] = []  # metric, first column, width
     unit_columns: list[ColumnElement[Any]] = []
     for metric in metrics:
-        cols = _columns_of(session, metric, exposed.c.exposed_at, skew_seconds, until_bind)
+        cols = metric_columns(session, metric, exposed.c.exposed_at, skew_seconds, until_bind)
         layout.append((metric, len(unit_columns), len(cols)))
         for column in cols:
             unit_columns.append(column.label(f"c{len(unit_columns)}"))
@@ -168,7 +173,7 @@ def compute_metric_moments(
         .group_by(exposed.c.unit_id, exposed.c.variant)
         .subquery("per_unit")
     )
-    caps = _resolve_caps(session, per_unit, layout)
+    caps = resolve_caps(session, per_unit, layout)
     values: list[ColumnElement[Any]] = []
     for metric, first, width in layout:
         for i in range(width):
@@ -199,11 +204,11 @@ def compute_metric_moments(
         for metric, _first, width in layout:
             shift, sums, products = [], [], [[0.0] * width for _ in range(width)]
             for i in range(width):
-                shift.append(_float(row[position]))
-                sums.append(_float(row[position + 1]))
+                shift.append(finite_float(row[position]))
+                sums.append(finite_float(row[position + 1]))
                 position += 2
                 for j in range(i, width):
-                    products[i][j] = products[j][i] = _float(row[position])
+                    products[i][j] = products[j][i] = finite_float(row[position])
                     position += 1
             moments[metric.name][variant] = Moments(
                 n, tuple(shift), tuple(sums), tuple(tuple(r) for r in products)
@@ -211,12 +216,13 @@ def compute_metric_moments(
     return MetricMoments(units, moments, caps)
 
 
-def _float(value: Any) -> float:
+def finite_float(value: Any) -> float:
+    """A SQL number as a float; NULL and non-finite become 0 (sums over no rows)."""
     number = float(value) if value is not None else 0.0
     return number if math.isfinite(number) else 0.0
 
 
-def _resolve_caps(
+def resolve_caps(
     session: Session, per_unit: Any, layout: Sequence[tuple[MetricQuery, int, int]]
 ) -> dict[str, float]:
     """Value caps per metric; percentile caps are read from the per-unit values.

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Float, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from experiments.stats.summaries import Moments
-from experiments.storage.aggregates import MetricQuery, _shift, _time_bind
+from experiments.storage.aggregates import MetricQuery, shift_time, time_bind
 from experiments.storage.models import Event
 
 MAX_LOOKBACK_DAYS = 90
@@ -45,8 +45,8 @@ def load_traffic_baseline(
     """The metric's per-unit moments and unit arrivals over the last ``days`` days."""
     days = max(1, min(days, MAX_LOOKBACK_DAYS))
     since = until - timedelta(days=days)
-    ts = _shift(session, Event.timestamp, 0)
-    in_window = and_(ts >= _time_bind(session, since), ts < _time_bind(session, until))
+    ts = shift_time(session, Event.timestamp, 0)
+    in_window = and_(ts >= time_bind(session, since), ts < time_bind(session, until))
 
     def column(event: str) -> ColumnElement[Any]:
         hit = Event.name == event
@@ -77,7 +77,7 @@ def load_traffic_baseline(
         *[(v - func.avg(v).over()).label(f"d{i}") for i, v in enumerate(values)],
         *[func.avg(v).over().label(f"s{i}") for i, v in enumerate(values)],
     ).subquery("centered")
-    boundaries = [_time_bind(session, since + timedelta(days=d + 1)) for d in range(days)]
+    boundaries = [time_bind(session, since + timedelta(days=d + 1)) for d in range(days)]
     outputs: list[ColumnElement[Any]] = [func.count()]
     for i in range(width):
         outputs.append(func.max(centered.c[f"s{i}"]))

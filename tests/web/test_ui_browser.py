@@ -101,7 +101,10 @@ def test_report_page_draws_its_charts(live_server: Any, page: Any, tmp_path: Pat
     page.goto(f"{live_server.url}/experiments/ranker-v2/report")
     page.wait_for_selector("#chart-metric-take_rate svg.main-svg")
     charts = page.locator(".xp-chart")
-    assert charts.count() == 4
+    # Four metrics (three business, one ML) and two over-time charts.
+    assert charts.count() == 6
+    assert page.locator("#chart-lift-over-time svg.main-svg").count() >= 1
+    assert page.locator("#chart-traffic svg.main-svg").count() >= 1
     for index in range(charts.count()):
         assert charts.nth(index).locator("svg.main-svg").count() >= 1
     # One marker per treatment row in the forest plot.
