@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{time.perf_counter() - start:.0f} s"
             )
         else:
-            experiment_id = session.query(Experiment.id).filter_by(key="bench-ml").scalar_one()
+            experiment_id = session.query(Experiment.id).filter_by(key="bench-ml").one()[0]
         print(
             f"{'metric':<18} {'load s':>8} {'sql s':>8} {'sql/load':>9} "
             f"{'load MiB':>9} {'sql MiB':>8} {'max |diff|':>11} {'bound':>9}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy.orm import Session
 
 from experiments import __version__
@@ -29,17 +28,14 @@ from experiments.stats.analysis import (
     AnalysisData,
     AnalysisSpec,
     MetricSpec,
-    MLArrays,
+    MLSummary,
     analyze,
 )
 from experiments.stats.results import report_to_dict
 from experiments.stats.summaries import Moments
 from experiments.storage import queries
-from experiments.storage.aggregates import (
-    MetricQuery,
-    compute_metric_moments,
-    load_labelled_predictions,
-)
+from experiments.storage.aggregates import MetricQuery, compute_metric_moments
+from experiments.storage.ml_aggregates import compute_ml_summaries
 from experiments.storage.models import AnalysisSnapshot, Experiment
 
 _LOWER_IS_BETTER = {
@@ -173,26 +169,24 @@ def run_analysis(
         found = sql.moments.get(query.name, {})
         moments[query.name] = {v: found.get(v) or Moments.empty(width) for v in variants}
         has_covariate[query.name] = query.lookback_days is not None
-    ml: dict[str, dict[str, MLArrays]] = {}
+    ml: dict[str, dict[str, MLSummary]] = {}
     ml_counts: dict[str, dict[str, int]] = {}
     for metric in experiment.metrics:
-        if not MetricKind(metric.kind).is_ml:
+        kind = MetricKind(metric.kind)
+        if not kind.is_ml:
             continue
-        rows = load_labelled_predictions(
-            session, experiment_id=experiment.id, model=metric.definition.get("model"), until=until
+        summaries = compute_ml_summaries(
+            session,
+            experiment_id=experiment.id,
+            kind=kind,
+            until=until,
+            model=metric.definition.get("model"),
+            threshold=float(metric.definition.get("threshold") or 0.5),
         )
-        ml[metric.name] = {}
-        ml_counts[metric.name] = {}
-        for variant in variants:
-            found_rows = rows.get(variant)
-            scores = np.asarray(found_rows.scores if found_rows else [], dtype=float)
-            labels = np.asarray(found_rows.labels if found_rows else [], dtype=float)
-            clusters = None
-            if found_rows is not None and len(set(found_rows.units)) < len(found_rows.units):
-                _, codes = np.unique(np.asarray(found_rows.units), return_inverse=True)
-                clusters = codes.astype(np.int64)
-            ml[metric.name][variant] = MLArrays(scores, labels, clusters)
-            ml_counts[metric.name][variant] = len(scores)
+        ml[metric.name] = summaries
+        ml_counts[metric.name] = {
+            v: summaries[v].profile.n if v in summaries else 0 for v in variants
+        }
     data = AnalysisData(units=units, moments=moments, ml=ml, has_covariate=has_covariate)
     report = report_to_dict(analyze(spec, data))
     report["experiment"] = _experiment_header(experiment, now)

@@ -9,7 +9,8 @@ metrics. The steps:
    and :mod:`.cuped` on adjusted values when a covariate exists), read through
    the experiment's method: fixed-horizon intervals, always-valid intervals
    (:mod:`.sequential`) or posterior summaries (:mod:`.bayesian`);
-3. ML metrics per variant (:mod:`.ml_metrics`), compared as independent samples;
+3. ML metrics per variant (:mod:`.ml_metrics` on arrays, :mod:`.ml_summaries` on
+   what SQL summarised), compared as independent samples;
 4. corrections per family (:mod:`.corrections`): the spec's correction across the
    treatments on the primary metric, Benjamini–Hochberg across secondary
    metrics × treatments, none for guardrails (one-sided non-inferiority) and ML;
@@ -40,6 +41,7 @@ from experiments.stats.ml_metrics import (
     compute_ml_metric,
     is_lower_better,
 )
+from experiments.stats.ml_summaries import MLSummary, ScoreHistogram, estimate_from_summary
 from experiments.stats.results import (
     Comparison,
     CupedResult,
@@ -51,7 +53,7 @@ from experiments.stats.spec import AnalysisData, AnalysisSpec, MetricSpec, MLArr
 from experiments.stats.srm import check_srm
 from experiments.stats.summaries import Moments
 
-__all__ = ["AnalysisData", "AnalysisSpec", "MLArrays", "MetricSpec", "analyze"]
+__all__ = ["AnalysisData", "AnalysisSpec", "MLArrays", "MLSummary", "MetricSpec", "analyze"]
 
 
 def _validate(spec: AnalysisSpec) -> None:
@@ -154,31 +156,48 @@ def _compare_business(ctx: MethodContext, work: _MetricWork) -> None:
             work.cuped_raws.append(read_difference(ctx, m, t, diff, None))
 
 
-def _ml(ctx: MethodContext, m: MetricSpec, data: AnalysisData) -> _MetricWork:
-    spec = ctx.spec
-    arrays = data.ml.get(m.name, {})
-    estimates = {}
-    for v in spec.weights:
-        a = arrays.get(v)
-        if a is None or len(a.scores) == 0:
-            estimates[v] = MLEstimate(None, None, None, None, 0, "no predictions with labels")
-            continue
-        estimates[v] = compute_ml_metric(
+def _ml_estimate(
+    spec: AnalysisSpec, m: MetricSpec, given: MLArrays | MLSummary | None
+) -> tuple[MLEstimate, str | None]:
+    """One variant's ML estimate and a note on its approximation (histogram AUC)."""
+    if isinstance(given, MLArrays):
+        if len(given.scores) == 0:
+            return MLEstimate(None, None, None, None, 0, "no predictions with labels"), None
+        estimate = compute_ml_metric(
             m.kind,
-            a.scores,
-            a.labels,
+            given.scores,
+            given.labels,
             alpha=spec.alpha,
             threshold=m.threshold,
-            clusters=a.clusters,
+            clusters=given.clusters,
             seed=spec.seed,
         )
+        return estimate, None
+    if given is None or given.profile.n == 0:
+        return MLEstimate(None, None, None, None, 0, "no predictions with labels"), None
+    result = estimate_from_summary(m.kind, given, alpha=spec.alpha, seed=spec.seed)
+    note = None
+    if isinstance(given, ScoreHistogram) and result.error_bound is not None:
+        note = (
+            f"AUC from a {len(given.positives)}-bin score histogram:"
+            f" within {result.error_bound:.2g} of the exact AUC"
+        )
+    return result.estimate, note
+
+
+def _ml(ctx: MethodContext, m: MetricSpec, data: AnalysisData) -> _MetricWork:
+    spec = ctx.spec
+    given = data.ml.get(m.name, {})
+    estimates, notes = {}, {}
+    for v in spec.weights:
+        estimates[v], notes[v] = _ml_estimate(spec, m, given.get(v))
     variants = {
         v: VariantSummary(
             e.n,
             e.estimate,
             std_err=e.std_err,
             ci=interval_or_none(e.ci_low, e.ci_high),
-            reason=e.reason,
+            reason="; ".join(r for r in (e.reason, notes[v]) if r) or None,
         )
         for v, e in estimates.items()
     }

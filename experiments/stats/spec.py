@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from experiments.domain import AnalysisMethod, Correction, MarginType, MetricKind, MetricRole
+from experiments.stats.ml_summaries import MLSummary
 from experiments.stats.summaries import Moments
 
 
@@ -64,11 +65,12 @@ class AnalysisData:
         units: exposed units per variant (for SRM and the planned sample).
         moments: metric name → variant → :class:`Moments` over columns ``[y]``,
             ``[y, x]``, ``[num, den]`` or ``[num, den, num_pre, den_pre]``.
-        ml: metric name → variant → prediction arrays.
+        ml: metric name → variant → prediction arrays, or the summary SQL computed
+            from them (:mod:`experiments.stats.ml_summaries`).
         has_covariate: metric name → whether the moments carry CUPED columns.
     """
 
     units: Mapping[str, int]
     moments: Mapping[str, Mapping[str, Moments]] = field(default_factory=dict)
-    ml: Mapping[str, Mapping[str, MLArrays]] = field(default_factory=dict)
+    ml: Mapping[str, Mapping[str, MLArrays | MLSummary]] = field(default_factory=dict)
     has_covariate: Mapping[str, bool] = field(default_factory=dict)

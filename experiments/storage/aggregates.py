@@ -258,7 +258,11 @@ class PredictionRows:
 def load_labelled_predictions(
     session: Session, *, experiment_id: int, model: str | None, until: datetime
 ) -> dict[str, PredictionRows]:
-    """Predictions joined with their labels, per variant (unlabelled ones are skipped)."""
+    """Predictions joined with their labels, per variant (unlabelled ones are skipped).
+
+    Loads every row into Python: the reference path that ``ml_aggregates``
+    replaced, kept for ``benchmarks/bench_ml_aggregates.py`` and its tests.
+    """
     stmt = (
         select(Prediction.variant, Prediction.score, Label.label, Prediction.unit_id)
         .join(Label, Label.prediction_id == Prediction.prediction_id)
@@ -274,17 +278,3 @@ def load_labelled_predictions(
         rows.labels.append(float(label))
         rows.units.append(str(unit))
     return result
-
-
-def count_predictions(session: Session, *, experiment_id: int) -> tuple[int, int]:
-    """(predictions, labelled predictions) of an experiment."""
-    total = session.execute(
-        select(func.count()).where(Prediction.experiment_id == experiment_id)
-    ).scalar_one()
-    labelled = session.execute(
-        select(func.count())
-        .select_from(Prediction)
-        .join(Label, Label.prediction_id == Prediction.prediction_id)
-        .where(Prediction.experiment_id == experiment_id)
-    ).scalar_one()
-    return int(total), int(labelled)
