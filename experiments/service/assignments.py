@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -60,13 +61,29 @@ def _experiment_entry(experiment: Experiment) -> dict[str, Any] | None:
     }
 
 
-def build_config_document(session: Session, settings: Settings) -> dict[str, Any]:
-    """Every served experiment in the form SDKs evaluate; ``version`` is its digest."""
+@dataclass(frozen=True)
+class ServedConfig:
+    """The config document, its parsed snapshot, and where exposures go.
+
+    ``targets`` maps each running experiment's key to its (id, epoch), so
+    server-side assignment records exposures without another query.
+    """
+
+    document: dict[str, Any]
+    snapshot: ConfigSnapshot
+    targets: dict[str, tuple[int, int]]
+
+
+def _served(
+    session: Session, settings: Settings
+) -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
     entries = []
+    targets: dict[str, tuple[int, int]] = {}
     for experiment in queries.list_experiments(session, [s.value for s in _SERVED]):
         entry = _experiment_entry(experiment)
         if entry is not None:
             entries.append(entry)
+            targets[experiment.key] = (experiment.id, experiment.epoch)
     entries.sort(key=lambda e: e["key"])
     body: dict[str, Any] = {
         "hash_version": HASH_VERSION,
@@ -74,21 +91,28 @@ def build_config_document(session: Session, settings: Settings) -> dict[str, Any
         "experiments": entries,
     }
     digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return {"version": digest[:32], **body}
+    return {"version": digest[:32], **body}, targets
 
 
+def build_config_document(session: Session, settings: Settings) -> dict[str, Any]:
+    """Every served experiment in the form SDKs evaluate; ``version`` is its digest."""
+    return _served(session, settings)[0]
+
+
+# Parsing a snapshot is the costly part; keep the latest per process. The
+# document is rebuilt on every call, so a change is seen by the next request.
 _SNAPSHOTS: dict[str, ConfigSnapshot] = {}
 
 
-def load_snapshot(session: Session, settings: Settings) -> ConfigSnapshot:
-    """The parsed config snapshot, cached per version (changes show at once)."""
-    document = build_config_document(session, settings)
+def load_served_config(session: Session, settings: Settings) -> ServedConfig:
+    """The current config document with its parsed snapshot (cached per version)."""
+    document, targets = _served(session, settings)
     snapshot = _SNAPSHOTS.get(document["version"])
     if snapshot is None:
         snapshot = parse_config(document)
         _SNAPSHOTS.clear()
         _SNAPSHOTS[document["version"]] = snapshot
-    return snapshot
+    return ServedConfig(document, snapshot, targets)
 
 
 def assignment_document(assignment: Assignment) -> dict[str, Any]:
@@ -120,7 +144,8 @@ def assign_unit(
         raise InvalidInputError.from_problems(
             [FieldProblem("unit_id", "must be a string of 1 to 256 characters")]
         )
-    snapshot = load_snapshot(session, settings)
+    served = load_served_config(session, settings)
+    snapshot = served.snapshot
     if keys is None:
         result = evaluate_all(snapshot, unit_id, attributes)
     else:
@@ -134,13 +159,10 @@ def assign_unit(
             )
         result = {k: evaluate(snapshot, k, unit_id, attributes) for k in keys}
     if log_exposure:
-        rows = []
-        for key, assignment in result.items():
-            if assignment.in_experiment and assignment.variant is not None:
-                experiment = queries.find_experiment(session, key)
-                if experiment is not None:
-                    rows.append(
-                        (experiment.id, experiment.epoch, unit_id, assignment.variant, now, now)
-                    )
+        rows = [
+            (*served.targets[key], unit_id, assignment.variant, now, now)
+            for key, assignment in result.items()
+            if assignment.in_experiment and assignment.variant is not None
+        ]
         insert_ignoring_duplicates(session, EXPOSURES, rows)
     return result

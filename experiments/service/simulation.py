@@ -31,7 +31,7 @@ from experiments.assignment.evaluate import evaluate
 from experiments.config import Settings
 from experiments.domain import MetricKind
 from experiments.errors import FieldProblem, InvalidInputError, InvalidStateError
-from experiments.service.assignments import load_snapshot
+from experiments.service.assignments import load_served_config
 from experiments.service.experiments import get_experiment
 from experiments.service.ingestion import (
     ingest_events,
@@ -130,7 +130,7 @@ def simulate_traffic(
     experiment = get_experiment(session, key)
     if experiment.status != "running":
         raise InvalidStateError(f"experiment {key!r} is {experiment.status}: start it to simulate")
-    snapshot = load_snapshot(session, settings)
+    snapshot = load_served_config(session, settings).snapshot
     definitions = [m.definition for m in experiment.metrics]
     bases, responses, valued = _event_roles(definitions)
     others = sorted(
