@@ -189,11 +189,7 @@ def compute_metric_moments(
     ).subquery("centered")
     outputs: list[ColumnElement[Any]] = [centered.c.variant, func.count().label("n")]
     for _metric, first, width in layout:
-        for i in range(first, first + width):
-            outputs.append(func.max(centered.c[f"s{i}"]))
-            outputs.append(func.sum(centered.c[f"d{i}"]))
-            for j in range(i, first + width):
-                outputs.append(func.sum(centered.c[f"d{i}"] * centered.c[f"d{j}"]))
+        outputs += moment_columns(centered, first, width)
     rows = session.execute(select(*outputs).group_by(centered.c.variant)).all()
     units: dict[str, int] = {}
     moments: dict[str, dict[str, Moments]] = {m.name: {} for m in metrics}
@@ -202,17 +198,7 @@ def compute_metric_moments(
         units[variant] = n
         position = 2
         for metric, _first, width in layout:
-            shift, sums, products = [], [], [[0.0] * width for _ in range(width)]
-            for i in range(width):
-                shift.append(finite_float(row[position]))
-                sums.append(finite_float(row[position + 1]))
-                position += 2
-                for j in range(i, width):
-                    products[i][j] = products[j][i] = finite_float(row[position])
-                    position += 1
-            moments[metric.name][variant] = Moments(
-                n, tuple(shift), tuple(sums), tuple(tuple(r) for r in products)
-            )
+            moments[metric.name][variant], position = read_moments(row, position, n, width)
     return MetricMoments(units, moments, caps)
 
 
@@ -220,6 +206,38 @@ def finite_float(value: Any) -> float:
     """A SQL number as a float; NULL and non-finite become 0 (sums over no rows)."""
     number = float(value) if value is not None else 0.0
     return number if math.isfinite(number) else 0.0
+
+
+def moment_columns(centered: Any, first: int, width: int) -> list[ColumnElement[Any]]:
+    """Aggregates of centered columns ``d{first}..``: the shift, ``Σd_i``, ``Σd_i·d_j`` (j ≥ i).
+
+    ``centered`` is a subquery with ``d{i}`` (value minus its mean) and
+    ``s{i}`` (that mean) for each column; :func:`read_moments` decodes the result.
+    """
+    columns: list[ColumnElement[Any]] = []
+    for i in range(first, first + width):
+        columns.append(func.max(centered.c[f"s{i}"]))
+        columns.append(func.sum(centered.c[f"d{i}"]))
+        for j in range(i, first + width):
+            columns.append(func.sum(centered.c[f"d{i}"] * centered.c[f"d{j}"]))
+    return columns
+
+
+def read_moments(row: Sequence[Any], position: int, n: int, width: int) -> tuple[Moments, int]:
+    """The :class:`Moments` that :func:`moment_columns` produced at ``row[position:]``.
+
+    Returns:
+        The moments and the position just after their columns.
+    """
+    shift, sums, products = [], [], [[0.0] * width for _ in range(width)]
+    for i in range(width):
+        shift.append(finite_float(row[position]))
+        sums.append(finite_float(row[position + 1]))
+        position += 2
+        for j in range(i, width):
+            products[i][j] = products[j][i] = finite_float(row[position])
+            position += 1
+    return Moments(n, tuple(shift), tuple(sums), tuple(tuple(r) for r in products)), position
 
 
 def resolve_caps(

@@ -9,7 +9,6 @@ they were first seen, which is how fast new units would enter an experiment.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +17,13 @@ from sqlalchemy import ColumnElement, Float, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from experiments.stats.summaries import Moments
-from experiments.storage.aggregates import MetricQuery, shift_time, time_bind
+from experiments.storage.aggregates import (
+    MetricQuery,
+    moment_columns,
+    read_moments,
+    shift_time,
+    time_bind,
+)
 from experiments.storage.models import Event
 
 MAX_LOOKBACK_DAYS = 90
@@ -78,29 +83,11 @@ def load_traffic_baseline(
         *[func.avg(v).over().label(f"s{i}") for i, v in enumerate(values)],
     ).subquery("centered")
     boundaries = [time_bind(session, since + timedelta(days=d + 1)) for d in range(days)]
-    outputs: list[ColumnElement[Any]] = [func.count()]
-    for i in range(width):
-        outputs.append(func.max(centered.c[f"s{i}"]))
-        outputs.append(func.sum(centered.c[f"d{i}"]))
-        for j in range(i, width):
-            outputs.append(func.sum(centered.c[f"d{i}"] * centered.c[f"d{j}"]))
+    outputs: list[ColumnElement[Any]] = [func.count(), *moment_columns(centered, 0, width)]
     outputs += [func.sum(case((centered.c.first_seen < b, 1), else_=0)) for b in boundaries]
     row = session.execute(select(*outputs)).one()
     n = int(row[0])
-    shift, sums, products = [], [], [[0.0] * width for _ in range(width)]
-    position = 1
-    for i in range(width):
-        shift.append(_number(row[position]))
-        sums.append(_number(row[position + 1]))
-        position += 2
-        for j in range(i, width):
-            products[i][j] = products[j][i] = _number(row[position])
-            position += 1
+    moments, position = read_moments(row, 1, n, width)
     cumulative = [int(v or 0) for v in row[position:]]
-    moments = Moments(n, tuple(shift), tuple(sums), tuple(tuple(r) for r in products))
     return TrafficBaseline(moments, cumulative, days)
 
-
-def _number(value: Any) -> float:
-    number = float(value) if value is not None else 0.0
-    return number if math.isfinite(number) else 0.0

@@ -56,8 +56,9 @@ from sqlalchemy.orm import Session
 from experiments.stats.summaries import Moments
 from experiments.storage.aggregates import (
     MetricQuery,
-    finite_float,
     metric_columns,
+    moment_columns,
+    read_moments,
     resolve_caps,
     shift_time,
     time_bind,
@@ -257,11 +258,7 @@ def compute_daily_moments(
         func.count().label("n"),
     ]
     for _metric, first_column, width in layout:
-        for i in range(first_column, first_column + width):
-            outputs.append(func.max(centered.c[f"s{i}"]))
-            outputs.append(func.sum(centered.c[f"d{i}"]))
-            for j in range(i, first_column + width):
-                outputs.append(func.sum(centered.c[f"d{i}"] * centered.c[f"d{j}"]))
+        outputs += moment_columns(centered, first_column, width)
     rows = session.execute(select(*outputs).group_by(centered.c.day, centered.c.variant)).all()
     units: list[dict[str, int]] = [{} for _ in ends]
     moments: list[dict[str, dict[str, Moments]]] = [{m.name: {} for m in plain} for _ in ends]
@@ -270,15 +267,5 @@ def compute_daily_moments(
         units[day][variant] = n
         position = 3
         for metric, _first, width in layout:
-            shift, sums, products = [], [], [[0.0] * width for _ in range(width)]
-            for i in range(width):
-                shift.append(finite_float(row[position]))
-                sums.append(finite_float(row[position + 1]))
-                position += 2
-                for j in range(i, width):
-                    products[i][j] = products[j][i] = finite_float(row[position])
-                    position += 1
-            moments[day][metric.name][variant] = Moments(
-                n, tuple(shift), tuple(sums), tuple(tuple(r) for r in products)
-            )
+            moments[day][metric.name][variant], position = read_moments(row, position, n, width)
     return DailyMoments(ends, step, units, moments, caps)
