@@ -46,3 +46,30 @@ def spec_document(**changes: Any) -> dict[str, Any]:
     doc = copy.deepcopy(_BASE)
     doc.update(changes)
     return doc
+
+
+def add_experiment_row(session: Any, key: str, *, at: Any, epoch: int = 0) -> Any:
+    """A bare running experiment row (no variants or metrics), for storage tests."""
+    from experiments.storage.models import Experiment
+
+    experiment = Experiment(
+        key=key,
+        name=key,
+        status="running",
+        salt="s",
+        epoch=epoch,
+        forced={},
+        extra={},
+        created_at=at,
+        updated_at=at,
+    )
+    session.add(experiment)
+    session.flush()
+    return experiment
+
+
+def event_row(unit: str, name: str, value: float, at: Any) -> tuple[Any, ...]:
+    """A row for ``insert_ignoring_duplicates(session, EVENTS, ...)``."""
+    import uuid
+
+    return (uuid.uuid4().hex, unit, name, value, at, {}, at)

@@ -1,6 +1,5 @@
 """SQL sufficient statistics against numpy on the same per-unit values."""
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -8,7 +7,7 @@ import pytest
 
 from experiments.storage.aggregates import MetricQuery, compute_metric_moments
 from experiments.storage.ingest import EVENTS, EXPOSURES, insert_ignoring_duplicates
-from experiments.storage.models import Experiment
+from tests.factories import add_experiment_row, event_row
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 UNTIL = T0 + timedelta(days=30)
@@ -16,24 +15,10 @@ UNTIL = T0 + timedelta(days=30)
 
 @pytest.fixture
 def experiment(session):
-    exp = Experiment(
-        key="agg",
-        name="agg",
-        status="running",
-        salt="s",
-        epoch=0,
-        forced={},
-        extra={},
-        created_at=T0,
-        updated_at=T0,
-    )
-    session.add(exp)
-    session.flush()
-    return exp
+    return add_experiment_row(session, "agg", at=T0, epoch=0)
 
 
-def _event(unit, name, value, at):
-    return (uuid.uuid4().hex, unit, name, value, at, {}, at)
+_event = event_row
 
 
 def test_moments_match_numpy_with_windows_cuped_and_large_means(session, experiment):

@@ -26,6 +26,7 @@ from experiments.stats.summaries import Moments
 from experiments.storage.ingest import LABELS, PREDICTIONS, insert_ignoring_duplicates
 from experiments.storage.ml_aggregates import compute_ml_summaries
 from experiments.storage.models import Experiment
+from tests.factories import add_experiment_row
 
 K = MetricKind
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -35,20 +36,8 @@ Array = npt.NDArray[np.float64]
 
 
 def _experiment(session: Session, key: str) -> Experiment:
-    exp = Experiment(
-        key=key,
-        name=key,
-        status="running",
-        salt="s",
-        epoch=0,
-        forced={},
-        extra={},
-        created_at=T0,
-        updated_at=T0,
-    )
-    session.add(exp)
-    session.flush()
-    return exp
+    experiment: Experiment = add_experiment_row(session, key, at=T0)
+    return experiment
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import itertools
 import math
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -10,8 +9,8 @@ import pytest
 
 from experiments.storage.aggregates import MetricQuery, compute_metric_moments
 from experiments.storage.ingest import EVENTS, EXPOSURES, insert_ignoring_duplicates
-from experiments.storage.models import Experiment
 from experiments.storage.timeseries import MAX_POINTS, compute_daily_moments, day_boundaries
+from tests.factories import add_experiment_row, event_row
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 UNTIL = datetime(2026, 3, 6, 15, 0, tzinfo=UTC)
@@ -26,24 +25,10 @@ METRICS = [
 
 @pytest.fixture
 def experiment(session):
-    exp = Experiment(
-        key="daily",
-        name="daily",
-        status="running",
-        salt="s",
-        epoch=1,
-        forced={},
-        extra={},
-        created_at=T0,
-        updated_at=T0,
-    )
-    session.add(exp)
-    session.flush()
-    return exp
+    return add_experiment_row(session, "daily", at=T0, epoch=1)
 
 
-def _event(unit, name, value, at):
-    return (uuid.uuid4().hex, unit, name, value, at, {}, at)
+_event = event_row
 
 
 def _daily(session, experiment, metrics=METRICS, until=UNTIL, **kwargs):
