@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from experiments.cli_analyze_file import analyze_file_command
 from experiments.config import Settings, load_settings
 from experiments.errors import ConfigError, InvalidInputError, NotFoundError, XpError
 
@@ -454,15 +455,7 @@ def demo(state: _State, users: int, serve: bool, port: int | None) -> None:
         run_server(settings, settings.host, port or settings.port, settings.workers)
 
 
-def _register_optional() -> None:
-    try:
-        from experiments.cli_analyze_file import analyze_file_command
-    except ImportError:  # pragma: no cover - during development only
-        return
-    main.add_command(analyze_file_command)
-
-
-_register_optional()
+main.add_command(analyze_file_command)
 
 if __name__ == "__main__":
     main()

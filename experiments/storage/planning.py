@@ -90,4 +90,3 @@ def load_traffic_baseline(
     moments, position = read_moments(row, 1, n, width)
     cumulative = [int(v or 0) for v in row[position:]]
     return TrafficBaseline(moments, cumulative, days)
-
