@@ -122,6 +122,23 @@ def db_upgrade(state: _State) -> None:
     )
 
 
+def _require_migrated(settings: Settings) -> None:
+    """Stop with a clear message when the schema is behind the code."""
+    from experiments.storage.engine import make_engine
+    from experiments.storage.migrate import pending_revision
+
+    engine = make_engine(settings.database_url)
+    try:
+        head = pending_revision(engine)
+    finally:
+        engine.dispose()
+    if head is not None:
+        raise InvalidInputError(
+            f"the database at {engine.url.render_as_string(hide_password=True)} is not at"
+            f" schema {head}: run `xp db upgrade` first"
+        )
+
+
 # -------------------------------------------------------------------------- serve
 @main.command()
 @click.option("--host", default=None, help="Interface to bind (default: settings.host).")
@@ -134,6 +151,7 @@ def serve(state: _State, host: str | None, port: int | None, workers: int | None
     from experiments.server import run_server
 
     settings = state.settings
+    _require_migrated(settings)
     run_server(settings, host or settings.host, port or settings.port, workers or settings.workers)
 
 

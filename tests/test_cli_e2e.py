@@ -89,3 +89,24 @@ def test_bad_input_exits_2_with_one_line(live_server, tmp_path):
     assert state.returncode == 2  # unknown experiment
     bad_config = live_server.run_cli("db", "upgrade")
     assert bad_config.returncode == 0
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XP_")}
+    env.update(
+        XP_DATABASE_URL=f"sqlite:///{tmp_path}/empty.sqlite3", XP_INSTANCE_PATH=str(tmp_path)
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "run `xp db upgrade` first" in result.stderr
