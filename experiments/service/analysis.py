@@ -190,11 +190,14 @@ def run_analysis(
     data = AnalysisData(units=units, moments=moments, ml=ml, has_covariate=has_covariate)
     report = report_to_dict(analyze(spec, data))
     report["experiment"] = _experiment_header(experiment, now)
+    # Over time, the primary metric only: it is what the charts show, and the
+    # daily query's cost grows with days × units × metric columns.
+    primary = next(m.name for m in spec.metrics if m.role is MetricRole.PRIMARY)
     report["timeseries"] = build_timeseries(
         session,
         experiment,
         spec=spec,
-        metrics=metric_queries(experiment),
+        metrics=[q for q in metric_queries(experiment) if q.name == primary],
         settings=settings,
         until=until,
     )

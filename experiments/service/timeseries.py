@@ -86,7 +86,10 @@ def timeseries_document(
     """
     variants = list(spec.weights)
     widths = {q.name: len(q.events) for q in metrics}
-    business = replace(spec, metrics=[m for m in spec.metrics if not m.kind.is_ml])
+    # The metrics asked for (the primary at least); ML metrics have no daily data.
+    business = replace(
+        spec, metrics=[m for m in spec.metrics if not m.kind.is_ml and m.name in widths]
+    )
     primary = next(m.name for m in business.metrics if m.role is MetricRole.PRIMARY)
     treatments = [v for v in variants if v != spec.control]
     count = len(daily.ends)
