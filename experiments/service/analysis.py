@@ -200,6 +200,7 @@ def run_analysis(
         metrics=[q for q in metric_queries(experiment) if q.name == primary],
         settings=settings,
         until=until,
+        reference=sql,
     )
     snapshot = AnalysisSnapshot(
         experiment_id=experiment.id,

@@ -36,7 +36,7 @@ from experiments.domain import MetricRole
 from experiments.stats.analysis import AnalysisData, AnalysisSpec, analyze
 from experiments.stats.results import Comparison, Report
 from experiments.stats.summaries import Moments
-from experiments.storage.aggregates import MetricQuery
+from experiments.storage.aggregates import MetricMoments, MetricQuery
 from experiments.storage.models import Experiment
 from experiments.storage.timeseries import DailyMoments, compute_daily_moments
 
@@ -51,6 +51,7 @@ def build_timeseries(
     metrics: Sequence[MetricQuery],
     settings: Settings,
     until: datetime,
+    reference: MetricMoments | None = None,
 ) -> dict[str, Any]:
     """The cumulative comparisons and the traffic of an experiment at each day's end.
 
@@ -61,6 +62,8 @@ def build_timeseries(
         metrics: its business metrics for SQL (``metric_queries``).
         settings: for the clock-skew tolerance.
         until: the analysis time (aware datetime), the last point.
+        reference: the report's moments at ``until`` (their shifts and caps are
+            reused), when the caller has them.
 
     Returns:
         The JSON-ready document described in the module docstring.
@@ -72,6 +75,7 @@ def build_timeseries(
         metrics=metrics,
         until=until,
         skew_seconds=settings.clock_skew_seconds,
+        reference=reference,
     )
     return timeseries_document(spec, metrics, daily)
 
