@@ -160,7 +160,7 @@ def main() -> None:
         steps = [
             ("baseline: one scan of events", best_of(args.repeats, scan)),
             ("verdict SQL: every metric, CUPED", best_of(args.repeats, verdict_sql)),
-            ("time-series SQL: primary, daily", best_of(args.repeats, daily_sql)),
+            ("time-series SQL: primary, own reference", best_of(args.repeats, daily_sql)),
             ("run_analysis: both + stats + snapshot", best_of(args.repeats, analysis)),
         ]
         session.rollback()
