@@ -8,7 +8,7 @@ already holds the data) with --predictions labelled predictions of one
 experiment, split between two variants, each unit having --per-unit predictions.
 Then, per metric kind, it times (one run each, same process, same database):
 
-- **load (baseline)**: ``storage.aggregates.load_labelled_predictions`` → numpy
+- **load (baseline)**: every labelled prediction loaded into numpy (the path the SQL replaced)
   arrays → ``stats.ml_metrics.compute_ml_metric`` with the unit ids as clusters
   (the seeded cluster bootstrap), per variant: what the analysis did before;
 - **sql**: ``storage.ml_aggregates.compute_ml_summaries`` →
@@ -32,17 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from experiments.domain import MetricKind
 from experiments.stats.ml_metrics import compute_ml_metric
 from experiments.stats.ml_summaries import estimate_from_summary
-from experiments.storage.aggregates import load_labelled_predictions
 from experiments.storage.engine import make_engine
 from experiments.storage.ingest import LABELS, PREDICTIONS, insert_ignoring_duplicates
 from experiments.storage.migrate import upgrade
 from experiments.storage.ml_aggregates import compute_ml_summaries
-from experiments.storage.models import Experiment
+from experiments.storage.models import Experiment, Label, Prediction
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 UNTIL = T0 + timedelta(days=1)
@@ -89,12 +89,21 @@ def _populate(session: Session, predictions: int, per_unit: int) -> int:
 
 
 def _load_path(session: Session, experiment_id: int, kind: MetricKind) -> dict[str, Any]:
-    rows = load_labelled_predictions(session, experiment_id=experiment_id, model=None, until=UNTIL)
+    """The baseline: every labelled prediction of each variant loaded into Python."""
+    stmt = (
+        select(Prediction.variant, Prediction.score, Label.label, Prediction.unit_id)
+        .join(Label, Label.prediction_id == Prediction.prediction_id)
+        .where(Prediction.experiment_id == experiment_id, Prediction.timestamp < UNTIL)
+    )
+    rows: dict[str, list[tuple[float, float, str]]] = {}
+    for variant, score, label, unit in session.execute(stmt):
+        rows.setdefault(str(variant), []).append((float(score), float(label), str(unit)))
     out = {}
-    for variant, r in rows.items():
-        _, clusters = np.unique(np.asarray(r.units), return_inverse=True)
+    for variant, found in rows.items():
+        scores, labels, units = zip(*found, strict=True)
+        _, clusters = np.unique(np.asarray(units), return_inverse=True)
         out[variant] = compute_ml_metric(
-            kind, np.asarray(r.scores), np.asarray(r.labels), alpha=0.05, clusters=clusters
+            kind, np.asarray(scores), np.asarray(labels), alpha=0.05, clusters=clusters
         )
     return out
 

@@ -78,11 +78,6 @@ class Settings:
     workers: int = field(default=2, metadata={"check": _positive})
     log_level: str = field(default="INFO", metadata={"check": _one_of(*_LOG_LEVELS)})
 
-    def with_overrides(self, **changes: Any) -> Settings:
-        """A copy with some fields replaced and validated (used by tests and the CLI)."""
-        merged = {**dataclasses.asdict(self), **changes}
-        return _build(merged, source="overrides")
-
     @property
     def instance_dir(self) -> Path:
         """The instance folder as an absolute path (created on demand)."""

@@ -31,6 +31,7 @@ from experiments.stats.analysis import (
     MLSummary,
     analyze,
 )
+from experiments.stats.ml_metrics import is_lower_better
 from experiments.stats.results import report_to_dict
 from experiments.stats.summaries import Moments
 from experiments.storage import queries
@@ -38,20 +39,12 @@ from experiments.storage.aggregates import MetricQuery, compute_metric_moments
 from experiments.storage.ml_aggregates import compute_ml_summaries
 from experiments.storage.models import AnalysisSnapshot, Experiment
 
-_LOWER_IS_BETTER = {
-    MetricKind.LOG_LOSS,
-    MetricKind.BRIER,
-    MetricKind.CALIBRATION_ERROR,
-    MetricKind.RMSE,
-    MetricKind.MAE,
-}
-
 
 def _metric_spec(definition: dict[str, Any]) -> MetricSpec:
     kind = MetricKind(definition["kind"])
     higher = definition.get("higher_is_better")
     if higher is None:
-        higher = kind not in _LOWER_IS_BETTER
+        higher = not is_lower_better(kind)
     return MetricSpec(
         name=definition["name"],
         kind=kind,

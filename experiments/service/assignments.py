@@ -20,7 +20,7 @@ from experiments.assignment.config import ConfigSnapshot, parse_config
 from experiments.assignment.evaluate import Assignment, evaluate, evaluate_all
 from experiments.assignment.hashing import HASH_VERSION
 from experiments.config import Settings
-from experiments.domain import ExperimentStatus
+from experiments.domain import UNIT_ID_MAX, ExperimentStatus
 from experiments.errors import FieldProblem, InvalidInputError
 from experiments.storage import queries
 from experiments.storage.ingest import EXPOSURES, insert_ignoring_duplicates
@@ -140,9 +140,9 @@ def assign_unit(
     Records the first exposure of every experiment the unit is in, unless
     ``log_exposure`` is false. Unknown keys are reported, not guessed.
     """
-    if not isinstance(unit_id, str) or not 1 <= len(unit_id) <= 256:
+    if not isinstance(unit_id, str) or not 1 <= len(unit_id) <= UNIT_ID_MAX:
         raise InvalidInputError.from_problems(
-            [FieldProblem("unit_id", "must be a string of 1 to 256 characters")]
+            [FieldProblem("unit_id", f"must be a string of 1 to {UNIT_ID_MAX} characters")]
         )
     served = load_served_config(session, settings)
     snapshot = served.snapshot

@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 from sqlalchemy.orm import Session
 
 from experiments.config import Settings
+from experiments.domain import EVENT_NAME_RE, UNIT_ID_MAX
 from experiments.errors import FieldProblem, InvalidInputError
 from experiments.service.specs import pydantic_problems
 from experiments.storage import queries
@@ -31,8 +32,8 @@ from experiments.storage.ingest import (
 from experiments.storage.models import Experiment
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-UnitId = Annotated[str, Field(min_length=1, max_length=256)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+UnitId = Annotated[str, Field(min_length=1, max_length=UNIT_ID_MAX)]
+Name = Annotated[str, Field(pattern=EVENT_NAME_RE.pattern)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 

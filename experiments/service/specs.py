@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from experiments.assignment.targeting import validate_targeting
 from experiments.domain import (
+    EVENT_NAME_RE,
+    EXPERIMENT_KEY_RE,
     AnalysisMethod,
     Correction,
     MarginType,
@@ -26,12 +28,12 @@ from experiments.domain import (
 )
 from experiments.errors import FieldProblem, InvalidInputError
 
-KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-EVENT_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 WEIGHT_TOLERANCE = 1e-9
 
-Key = Annotated[str, Field(pattern=KEY_PATTERN, description="slug [a-z0-9][a-z0-9_-]{0,63}")]
-EventName = Annotated[str, Field(pattern=EVENT_PATTERN)]
+Key = Annotated[
+    str, Field(pattern=EXPERIMENT_KEY_RE.pattern, description="slug [a-z0-9][a-z0-9_-]{0,63}")
+]
+EventName = Annotated[str, Field(pattern=EVENT_NAME_RE.pattern)]
 
 
 class _Strict(BaseModel):
@@ -62,7 +64,7 @@ class VariantSpec(_Strict):
 class MetricSpec(_Strict):
     """A metric and its role; which fields apply depends on ``kind``."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+    name: EventName
     kind: MetricKind
     role: MetricRole = MetricRole.SECONDARY
     higher_is_better: bool | None = None

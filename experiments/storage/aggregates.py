@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from experiments.stats.summaries import Moments
 from experiments.storage.base import MICROS_PER_SECOND, to_micros
-from experiments.storage.models import Event, Exposure, Label, Prediction
+from experiments.storage.models import Event, Exposure
 
 DAY = 86_400.0
 
@@ -262,37 +262,3 @@ def resolve_caps(
                 ).scalar_one()
                 caps[metric.name] = float(value)
     return caps
-
-
-@dataclass(frozen=True)
-class PredictionRows:
-    """One variant's labelled predictions (scores, labels, unit ids)."""
-
-    scores: list[float]
-    labels: list[float]
-    units: list[str]
-
-
-def load_labelled_predictions(
-    session: Session, *, experiment_id: int, model: str | None, until: datetime
-) -> dict[str, PredictionRows]:
-    """Predictions joined with their labels, per variant (unlabelled ones are skipped).
-
-    Loads every row into Python: the reference path that ``ml_aggregates``
-    replaced, kept for ``benchmarks/bench_ml_aggregates.py`` and its tests.
-    """
-    stmt = (
-        select(Prediction.variant, Prediction.score, Label.label, Prediction.unit_id)
-        .join(Label, Label.prediction_id == Prediction.prediction_id)
-        .where(Prediction.experiment_id == experiment_id, Prediction.timestamp < until)
-        .order_by(Prediction.id)
-    )
-    if model is not None:
-        stmt = stmt.where(Prediction.model == model)
-    result: dict[str, PredictionRows] = {}
-    for variant, score, label, unit in session.execute(stmt):
-        rows = result.setdefault(str(variant), PredictionRows([], [], []))
-        rows.scores.append(float(score))
-        rows.labels.append(float(label))
-        rows.units.append(str(unit))
-    return result

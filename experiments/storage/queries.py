@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from experiments.storage.models import (
     AnalysisSnapshot,
     ApiKey,
     Experiment,
-    Exposure,
     Layer,
 )
 
@@ -66,16 +65,6 @@ def find_api_key(session: Session, key_hash: str) -> ApiKey | None:
     """The unrevoked API key with this digest, or None."""
     stmt = select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
     return session.scalars(stmt).one_or_none()
-
-
-def count_exposures(session: Session, experiment: Experiment) -> dict[str, int]:
-    """Units exposed per variant in the experiment's current epoch."""
-    stmt = (
-        select(Exposure.variant, func.count())
-        .where(Exposure.experiment_id == experiment.id, Exposure.epoch == experiment.epoch)
-        .group_by(Exposure.variant)
-    )
-    return {variant: int(n) for variant, n in session.execute(stmt)}
 
 
 def latest_snapshot(session: Session, experiment_id: int) -> AnalysisSnapshot | None:

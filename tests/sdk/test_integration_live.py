@@ -12,13 +12,10 @@ boots would blow the time budget. Tests therefore tell their rows apart by
 event name or by id, never by table totals, and any test that finds the
 server down (after the kill or stop tests) starts it again.
 
-Killing the server. ``LiveServer.stop(kill=True)`` sends SIGKILL to the
-gunicorn master only. Its sync workers survive as orphans, keep the listening
-socket and go on serving for up to ``timeout / 2`` = 60 s (until their next
-parent check), so a restart on the same port fails with "Connection in use"
-while ``start()`` is fooled by an orphan answering ``/healthz``. A crash of the
-host kills every process, so the test SIGKILLs the workers too (found through
-``/proc``; the master shares pytest's process group, so no ``killpg``).
+Killing the server: ``LiveServer.stop(kill=True)`` sends SIGKILL to the
+server's whole process group (gunicorn's master and its workers, as a host
+crash would) and waits until nothing listens on the port any more, so the
+restart binds the same port and no orphaned worker answers for it.
 """
 
 from __future__ import annotations
@@ -65,7 +62,7 @@ def ingest_key(live_server: LiveServer) -> str:
 def server(live_server: LiveServer) -> LiveServer:
     """The module's server, started again if an earlier test left it down."""
     if live_server.process is None:
-        _start(live_server)
+        live_server.start()
     return live_server
 
 
@@ -86,15 +83,6 @@ class Errors:
 
 
 # -- process and database helpers ---------------------------------------------------
-
-
-def _crash(live: LiveServer) -> None:
-    """SIGKILL the gunicorn master and its workers, as a host crash would."""
-    live.stop(kill=True)
-
-
-def _start(live: LiveServer) -> None:
-    live.start()
 
 
 def _event_ids(
@@ -161,12 +149,12 @@ def test_a_crash_and_restart_mid_send_loses_and_doubles_nothing(
             assert time.monotonic() < deadline, f"nothing delivered: {client.stats()}"
             time.sleep(0.01)
 
-        _crash(server)
+        server.stop(kill=True)  # SIGKILL to master and workers
         killed_at = time.monotonic()
         sent_at_crash = client.stats().sent
         time.sleep(max(0.0, 1.5 - (time.monotonic() - killed_at)))
         assert client.stats().sent == sent_at_crash, "an ack arrived from a dead server"
-        _start(server)
+        server.start()
 
         producer.join(timeout=30)
         assert not producer.is_alive()

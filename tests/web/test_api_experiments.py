@@ -117,7 +117,9 @@ def test_conclude_and_promote(client, admin_headers, ingest_headers):
         headers=admin_headers,
     )
     assert concluded.status_code == 200
-    assert concluded.get_json()["conclusion"]["rationale"] == "take rate +3%"
+    conclusion = concluded.get_json()["conclusion"]
+    assert conclusion["rationale"] == "take rate +3%"
+    assert conclusion["decided_by"].startswith("API key test admin (xp_")
     config = client.get("/api/v1/config", headers=ingest_headers).get_json()
     assert config["experiments"] == []  # concluded, not promoted: the default again
     assert client.post(f"{url}/promote", headers=admin_headers).status_code == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from flask import Response, request
+from flask import Response, g, request
 
 from experiments.domain import ApiScope
 from experiments.service import experiments as svc
@@ -92,7 +92,7 @@ def conclude_experiment(key: str) -> Response:
         decision=body.decision,
         rationale=body.rationale,
         variant=body.variant,
-        decided_by=body.decided_by or f"api key {request.headers.get('Authorization', '')[7:17]}",
+        decided_by=body.decided_by or f"API key {g.api_key.name} ({g.api_key.prefix}…)",
         now=utcnow(),
     )
     document = svc.experiment_document(experiment)
