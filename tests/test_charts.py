@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from experiments import analyze_frame
-from experiments.charts import (
+from experiments.report.charts import (
     COLORS,
     MARGIN_COLOR,
     VARIANT_COLORS,
@@ -285,7 +285,7 @@ def test_over_time_charts_are_absent_without_a_time_series(timeseries: Any) -> N
 
 def test_charts_module_imports_no_web_or_database_code() -> None:
     code = (
-        "import sys, experiments.charts, experiments.report_html;"
+        "import sys, experiments.report.charts, experiments.report.html;"
         "bad = [m for m in ('flask', 'sqlalchemy', 'web') if m in sys.modules];"
         "print(','.join(bad))"
     )

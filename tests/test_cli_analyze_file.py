@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from experiments.cli_analyze_file import analyze_file_command
+from experiments.cli.analyze_file import analyze_file_command
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_missing_file_and_bad_type(tmp_path: Path) -> None:
 
 
 def test_render_markdown_formats_numbers_for_people() -> None:
-    from experiments.report_markdown import render_markdown
+    from experiments.report.markdown import render_markdown
 
     comparison = {
         "variant": "t", "abs_diff": 0.007, "abs_ci": [0.003, 0.011], "rel_lift": 0.069,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from experiments.report_format import (
+from experiments.report.format import (
     DASH,
     format_confidence,
     format_count,

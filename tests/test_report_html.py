@@ -10,7 +10,7 @@ import pytest
 
 from experiments import analyze_frame
 from experiments.domain import AnalysisMethod, MetricKind, MetricRole
-from experiments.report_html import plotly_js, render_report_html, report_context
+from experiments.report.html import plotly_js, render_report_html, report_context
 from experiments.service.timeseries import timeseries_document
 from experiments.stats.analysis import AnalysisSpec, MetricSpec
 from experiments.stats.summaries import Moments

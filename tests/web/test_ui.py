@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from experiments.config import Settings
 from experiments.errors import NotFoundError
-from experiments.report_html import plotly_js_path
+from experiments.report.html import plotly_js_path
 from experiments.service import experiments as svc
 from experiments.service.simulation import SimulationPlan, simulate_traffic
 from experiments.service.specs import validate_spec

@@ -1,7 +1,7 @@
 """The web UI: experiment list, create form, experiment page, report pages.
 
 Server-rendered Jinja with plain CSS. The report page renders xp's one report
-template (``experiments/templates/report.html``, shared with the HTML export),
+template (``experiments/report/templates/report.html``, shared with the HTML export),
 so this blueprint's loader looks in ``web/templates`` first, then in the
 ``experiments`` package's templates.
 """
@@ -18,7 +18,7 @@ from werkzeug.utils import cached_property
 
 from experiments import __version__
 from experiments.errors import ConflictError, InvalidInputError, NotFoundError, XpError
-from experiments.report_html import template_loader
+from experiments.report.html import template_loader
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

@@ -8,7 +8,7 @@ from flask import render_template, request, send_file, url_for
 from werkzeug.wrappers import Response
 
 from experiments.domain import ExperimentStatus
-from experiments.report_html import plotly_js_path, render_report_html, report_context
+from experiments.report.html import plotly_js_path, render_report_html, report_context
 from experiments.service import experiments as svc
 from experiments.service.analysis import load_report
 from web.db import get_session, settings, utcnow

@@ -24,7 +24,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from experiments.report_format import (
+from experiments.report.format import (
     format_count,
     format_interval,
     format_number,

@@ -2,7 +2,7 @@
 
 :func:`report_context` turns a report (DESIGN.md "Report JSON", plus the
 optional ``experiment`` header that stored snapshots carry) into plain, already
-formatted values for the one report template, ``experiments/templates/report.html``.
+formatted values for the one report template, ``experiments/report/templates/report.html``.
 The web UI renders that template inside its layout; :func:`render_report_html`
 renders it inside a self-contained document (CSS, plotly.js and the chart data
 inlined) for ``xp report --format html``, which opens without a network.
@@ -21,8 +21,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from experiments.charts import lift_over_time_figure, report_figures, traffic_figure
-from experiments.report_format import (
+from experiments.report.charts import lift_over_time_figure, report_figures, traffic_figure
+from experiments.report.format import (
     format_count,
     format_interval,
     format_number,
@@ -351,7 +351,7 @@ def report_context(report: Mapping[str, Any]) -> dict[str, Any]:
 
 def template_loader() -> jinja2.BaseLoader:
     """The loader of xp's report templates (the web UI adds it to Flask's)."""
-    return jinja2.PackageLoader("experiments", "templates")
+    return jinja2.PackageLoader("experiments.report", "templates")
 
 
 @cache

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from experiments.report_markdown import render_markdown
+from experiments.report.markdown import render_markdown
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
