@@ -66,8 +66,8 @@ SPEC = {
 
 def seed(session, units: int, now: datetime) -> int:
     start = now - timedelta(days=14)
-    create_experiment(session, validate_spec(SPEC), now=start)
-    experiment = start_experiment(session, "bench", now=start)
+    create_experiment(session, validate_spec(SPEC), actor="bench", now=start)
+    experiment = start_experiment(session, "bench", actor="bench", now=start)
     rng = np.random.default_rng(0)
     total = 0
     chunk = 20_000

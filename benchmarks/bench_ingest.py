@@ -91,7 +91,7 @@ def main() -> None:
     app = create_app(settings)
     client = app.test_client()
     with sessions() as session:
-        _, token = create_api_key(session, scope="ingest", name="bench", now=now)
+        _, token = create_api_key(session, scope="ingest", name="bench", actor="bench", now=now)
         session.commit()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     bodies = [orjson.dumps({"events": items(BATCH, now)}) for _ in range(n)]

@@ -101,3 +101,42 @@ class ApiScope(StrEnum):
 
     INGEST = "ingest"
     ADMIN = "admin"
+
+
+class UserRole(StrEnum):
+    """What a person signed in to the web UI may do (DESIGN.md "Users and roles").
+
+    ``viewer`` reads everything; ``editor`` also creates, edits, starts, ramps,
+    stops, restarts, archives, concludes and recomputes reports; ``admin`` also
+    promotes and un-promotes, and manages API keys and users.
+    """
+
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    ADMIN = "admin"
+
+    def allows(self, needed: UserRole) -> bool:
+        """True when this role may do what ``needed`` may (roles are nested)."""
+        return _ROLE_RANK[self] >= _ROLE_RANK[needed]
+
+
+_ROLE_RANK = {UserRole.VIEWER: 0, UserRole.EDITOR: 1, UserRole.ADMIN: 2}
+
+
+class AuditAction(StrEnum):
+    """What an audit log entry records (DESIGN.md "Users and roles")."""
+
+    CREATE = "create"
+    EDIT = "edit"
+    START = "start"
+    RAMP = "ramp"
+    STOP = "stop"
+    RESTART = "restart"
+    ARCHIVE = "archive"
+    CONCLUDE = "conclude"
+    PROMOTE = "promote"
+    UNPROMOTE = "unpromote"
+    KEY_CREATE = "key_create"
+    KEY_REVOKE = "key_revoke"
+    USER_CREATE = "user_create"
+    USER_DISABLE = "user_disable"

@@ -8,6 +8,7 @@ status, and the CLI maps ``InvalidInputError`` and ``NotFoundError`` to exit 2::
     ├── NotFoundError             code "not_found"
     ├── ConflictError             code "conflict"        (a refused change)
     │   └── InvalidStateError     code "invalid_state"   (wrong lifecycle status)
+    ├── RateLimitedError          code "rate_limited"    (retry_after seconds)
     └── ConfigError               code "config"          (bad settings at start-up)
 """
 
@@ -69,6 +70,16 @@ class InvalidStateError(ConflictError):
     """The object's lifecycle status does not allow this action."""
 
     code = "invalid_state"
+
+
+class RateLimitedError(XpError):
+    """Too many attempts in a window; ``retry_after`` says when to try again (seconds)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfigError(XpError):

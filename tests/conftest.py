@@ -166,16 +166,58 @@ def client(app: Any) -> Any:
 
 @pytest.fixture
 def admin_headers(session: Session, now: datetime) -> dict[str, str]:
-    _, token = create_api_key(session, scope="admin", name="test admin", now=now)
+    _, token = create_api_key(session, scope="admin", name="test admin", actor="test", now=now)
     session.commit()
     return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
 def ingest_headers(session: Session, now: datetime) -> dict[str, str]:
-    _, token = create_api_key(session, scope="ingest", name="test ingest", now=now)
+    _, token = create_api_key(session, scope="ingest", name="test ingest", actor="test", now=now)
     session.commit()
     return {"Authorization": f"Bearer {token}"}
+
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def make_user(session: Session, now: datetime) -> Any:
+    """Create an account: ``make_user("editor")`` → its email (password PASSWORD)."""
+    from experiments.service.users import create_user
+
+    def make(role: str, email: str | None = None) -> str:
+        address = email or f"{role}@example.com"
+        create_user(session, address, role=role, password=PASSWORD, actor="test", now=now)
+        session.commit()
+        return address
+
+    return make
+
+
+def sign_in(client: Any, email: str, password: str = PASSWORD) -> Any:
+    """Sign a test client in through the login form (CSRF off in the ``app`` fixture)."""
+    response = client.post("/login", data={"email": email, "password": password})
+    assert response.status_code == 303, response.text
+    return client
+
+
+@pytest.fixture
+def viewer(app: Any, make_user: Any) -> Any:
+    """A test client signed in as a viewer."""
+    return sign_in(app.test_client(), make_user("viewer"))
+
+
+@pytest.fixture
+def editor(app: Any, make_user: Any) -> Any:
+    """A test client signed in as an editor."""
+    return sign_in(app.test_client(), make_user("editor"))
+
+
+@pytest.fixture
+def admin(app: Any, make_user: Any) -> Any:
+    """A test client signed in as an admin."""
+    return sign_in(app.test_client(), make_user("admin"))
 
 
 def free_port() -> int:

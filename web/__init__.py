@@ -28,13 +28,14 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["xp_engine"] = engine
     app.extensions["xp_sessions"] = make_session_factory(engine)
 
-    from web import db, errors
+    from web import db, errors, permissions
     from web.api import bp as api_bp
     from web.health import bp as health_bp
     from web.ui import bp as ui_bp
 
     db.init_app(app)
     errors.init_app(app)
+    permissions.init_app(app)  # before CSRF: anonymous requests go to the login page first
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(ui_bp)

@@ -16,6 +16,7 @@ from experiments.errors import (
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
+    RateLimitedError,
     XpError,
 )
 
@@ -26,6 +27,7 @@ STATUS_BY_ERROR: dict[type[XpError], int] = {
     NotFoundError: 404,
     InvalidStateError: 409,
     ConflictError: 409,
+    RateLimitedError: 429,
     ConfigError: 500,
 }
 
@@ -67,7 +69,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(XpError)
     def handle_xp_error(exc: XpError) -> Response:
         status = next((s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 500)
-        return error_response(status, exc.code, exc.message, exc.details)
+        response = error_response(status, exc.code, exc.message, exc.details)
+        if isinstance(exc, RateLimitedError):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException) -> Any:

@@ -18,6 +18,7 @@ from experiments.cli.db import db, serve
 from experiments.cli.demo import demo
 from experiments.cli.experiments import experiments
 from experiments.cli.keys import keys
+from experiments.cli.users import users
 
 
 @click.group()
@@ -29,7 +30,7 @@ def main() -> None:
     )
 
 
-for _command in (db, serve, keys, experiments, simulate, report, analyze, plan, demo):
+for _command in (db, serve, keys, users, experiments, simulate, report, analyze, plan, demo):
     main.add_command(_command)
 main.add_command(analyze_file_command)
 

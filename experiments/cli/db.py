@@ -47,6 +47,21 @@ def _require_migrated(settings: Settings) -> None:
         )
 
 
+def _warn_without_users(settings: Settings) -> None:
+    """Say how to create the first account when nobody can sign in to the UI yet."""
+    from experiments.cli.base import unit_of_work
+    from experiments.service.users import has_users
+
+    with unit_of_work(settings) as session:
+        if has_users(session):
+            return
+    click.echo(
+        "note: nobody can sign in to the web UI yet: run"
+        " `xp users create EMAIL --role admin` (the API works with keys meanwhile)",
+        err=True,
+    )
+
+
 @click.command()
 @click.option("--host", default=None, help="Interface to bind (default: settings.host).")
 @click.option("--port", type=int, default=None, help="Port (default: settings.port).")
@@ -59,4 +74,5 @@ def serve(state: State, host: str | None, port: int | None, workers: int | None)
 
     settings = state.settings
     _require_migrated(settings)
+    _warn_without_users(settings)
     run_server(settings, host or settings.host, port or settings.port, workers or settings.workers)

@@ -17,7 +17,8 @@ from experiments.cli.base import State, handle_errors, now, pass_state, unit_of_
 @handle_errors
 def demo(state: State, users: int, serve: bool, port: int | None) -> None:
     """Create a demo database with realistic experiments, then serve it."""
-    from experiments.service.demo import seed_demo
+    from experiments.service.audit import cli_actor
+    from experiments.service.demo import ensure_demo_admin, seed_demo
     from experiments.storage.engine import make_engine
     from experiments.storage.migrate import upgrade
 
@@ -32,13 +33,21 @@ def demo(state: State, users: int, serve: bool, port: int | None) -> None:
         ) as bar,
     ):
         summary = seed_demo(
-            session, settings=settings, now=now(), users=users, on_progress=bar.update
+            session,
+            settings=settings,
+            now=now(),
+            users=users,
+            on_progress=bar.update,
+            actor=cli_actor(),
         )
+        email, password = ensure_demo_admin(session, actor=cli_actor(), now=now())
     for line in summary:
         click.echo(line, err=True)
+    url = f"http://{settings.host}:{port or settings.port}/"
+    click.echo(f"xp demo is serving at {url}  (Ctrl-C to stop)" if serve else f"xp demo: {url}")
+    click.echo(f"login: {email}")
+    click.echo(f"password: {password}")
     if serve:
         from experiments.server import run_server
 
-        url = f"http://{settings.host}:{port or settings.port}/"
-        click.echo(f"xp demo is serving at {url}  (Ctrl-C to stop)")
         run_server(settings, settings.host, port or settings.port, settings.workers)

@@ -43,14 +43,16 @@ def _read_specs(path: Path) -> list[Any]:
 @handle_errors
 def experiments_apply(state: State, file: Path) -> None:
     """Create or update experiments from a JSON or TOML spec file (one or a list)."""
+    from experiments.service.audit import cli_actor
     from experiments.service.experiments import apply_spec
 
     documents = _read_specs(file)
+    actor = cli_actor()
     with unit_of_work(state.settings) as session:
         results = []
         for index, document in enumerate(documents):
             try:
-                experiment, action = apply_spec(session, document, now=now())
+                experiment, action = apply_spec(session, document, actor=actor, now=now())
             except InvalidInputError as exc:
                 where = f"{file}[{index}]" if len(documents) > 1 else str(file)
                 raise InvalidInputError(f"{where}: {exc.message}", exc.details) from None
@@ -59,24 +61,40 @@ def experiments_apply(state: State, file: Path) -> None:
         click.echo(f"{action} {key}")
 
 
+_LIFECYCLE = {
+    "start": ("experiments", "Start experiment KEY (a draft), or restart it when stopped."),
+    "stop": ("experiments", "Stop experiment KEY: every unit gets the control again."),
+    "archive": ("experiments", "Archive experiment KEY (a draft or concluded): hidden from lists."),
+    "promote": ("decisions", "Promote the shipped variant of KEY: every unit gets its params."),
+    "unpromote": ("decisions", "Undo the promotion of KEY: every unit gets the default again."),
+}
+
+
 def _lifecycle(action: str) -> Callable[..., None]:
+    module, help_text = _LIFECYCLE[action]
+
     @click.argument("key")
     @pass_state
     @handle_errors
     def command(state: State, key: str) -> None:
-        from experiments.service import experiments as svc
+        import importlib
 
-        function = getattr(svc, f"{action}_experiment")
+        from experiments.service.audit import cli_actor
+
+        function = getattr(
+            importlib.import_module(f"experiments.service.{module}"), f"{action}_experiment"
+        )
         with unit_of_work(state.settings) as session:
-            experiment = function(session, key, now=now())
+            experiment = function(session, key, actor=cli_actor(), now=now())
             status = experiment.status
-        click.echo(f"{key}: {status}" + (" (promoted)" if action == "promote" else ""))
+            promoted = experiment.promoted_at is not None
+        click.echo(f"{key}: {status}" + (" (promoted)" if promoted else ""))
 
-    command.__doc__ = f"{action.capitalize()} experiment KEY."
+    command.__doc__ = help_text
     return command
 
 
-for _action in ("start", "stop", "promote"):
+for _action in _LIFECYCLE:
     experiments.command(_action)(_lifecycle(_action))
 
 
@@ -85,21 +103,14 @@ for _action in ("start", "stop", "promote"):
 @click.option("--decision", type=click.Choice(["ship", "rollback", "iterate"]), required=True)
 @click.option("--variant", default=None, help="The variant to ship.")
 @click.option("--rationale", required=True, help="Why: what the report showed.")
-@click.option("--by", "decided_by", default=None, help="Who decided (default: $USER).")
 @pass_state
 @handle_errors
 def experiments_conclude(
-    state: State,
-    key: str,
-    decision: str,
-    variant: str | None,
-    rationale: str,
-    decided_by: str | None,
+    state: State, key: str, decision: str, variant: str | None, rationale: str
 ) -> None:
-    """Record the decision on experiment KEY and return its layer buckets."""
-    import getpass
-
-    from experiments.service.experiments import conclude_experiment
+    """Record the decision on experiment KEY (decided by cli:USER) and free its buckets."""
+    from experiments.service.audit import cli_actor
+    from experiments.service.decisions import conclude_experiment
 
     with unit_of_work(state.settings) as session:
         experiment = conclude_experiment(
@@ -108,7 +119,7 @@ def experiments_conclude(
             decision=decision,
             variant=variant,
             rationale=rationale,
-            decided_by=decided_by or getpass.getuser(),
+            actor=cli_actor(),
             now=now(),
         )
         shipped = experiment.decision_variant
@@ -116,12 +127,13 @@ def experiments_conclude(
 
 
 @experiments.command("list")
+@click.option("--archived", is_flag=True, help="Include archived experiments.")
 @pass_state
 @handle_errors
-def experiments_list(state: State) -> None:
+def experiments_list(state: State, archived: bool) -> None:
     """List experiments."""
     from experiments.service.experiments import list_experiments
 
     with unit_of_work(state.settings) as session:
-        for e in list_experiments(session):
+        for e in list_experiments(session, include_archived=archived):
             click.echo(f"{e.key:<32} {e.status:<10} {e.name}")

@@ -22,6 +22,7 @@ from experiments.domain import (
     MetricRole,
 )
 from experiments.errors import InvalidStateError
+from experiments.service.decisions import with_recorded_decision
 from experiments.service.experiments import get_experiment
 from experiments.service.timeseries import build_timeseries
 from experiments.stats.analysis import (
@@ -236,4 +237,4 @@ def load_report(
     snapshot = None if refresh else queries.latest_snapshot(session, experiment.id)
     if snapshot is None:
         snapshot = run_analysis(session, key, settings=settings, now=now)
-    return snapshot.report
+    return with_recorded_decision(snapshot.report, experiment)

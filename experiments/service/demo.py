@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,9 +23,11 @@ from experiments.service.experiments import create_experiment, start_experiment
 from experiments.service.keys import create_api_key
 from experiments.service.simulation import SimulationPlan, simulate_traffic
 from experiments.service.specs import validate_spec
-from experiments.storage import queries
+from experiments.service.users import create_user, set_password
+from experiments.storage import accounts, queries
 
 DAYS = 14
+DEMO_ADMIN = "demo-admin@example.com"
 
 _METRICS: list[dict[str, Any]] = [
     {
@@ -112,6 +115,7 @@ def seed_demo(
     now: datetime,
     users: int = 20_000,
     on_progress: Callable[[int], None] | None = None,
+    actor: str,
 ) -> list[str]:
     """Create, start, simulate and analyse the demo experiments; returns summary lines."""
     lines: list[str] = []
@@ -123,8 +127,8 @@ def seed_demo(
             if on_progress is not None:
                 on_progress(users)
             continue
-        create_experiment(session, validate_spec(document), now=started)
-        experiment = start_experiment(session, key, now=started)
+        create_experiment(session, validate_spec(document), actor=actor, now=started)
+        experiment = start_experiment(session, key, actor=actor, now=started)
         plan = _PLANS[key]
         result = simulate_traffic(
             session,
@@ -149,6 +153,20 @@ def seed_demo(
             f" (ml_divergence {str(decision.get('ml_divergence')).lower()})"
         )
         del experiment
-    _, token = create_api_key(session, scope="admin", name="demo admin", now=now)
+    _, token = create_api_key(session, scope="admin", name="demo admin", actor=actor, now=now)
     lines.append(f"admin API key for the demo: {token}")
     return lines
+
+
+def ensure_demo_admin(session: Session, *, actor: str, now: datetime) -> tuple[str, str]:
+    """The demo's admin account with a fresh password: ``(email, password)``.
+
+    Created on the first run; later runs give it a new password (the old one was
+    never stored in clear, so it cannot be shown again).
+    """
+    password = secrets.token_urlsafe(12)
+    if accounts.find_user_by_email(session, DEMO_ADMIN) is None:
+        create_user(session, DEMO_ADMIN, role="admin", password=password, actor=actor, now=now)
+    else:
+        set_password(session, DEMO_ADMIN, password)
+    return DEMO_ADMIN, password

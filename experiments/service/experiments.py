@@ -1,7 +1,9 @@
-"""Experiment use cases: create, read, patch, start, stop, conclude, promote.
+"""Experiment use cases: create, read, patch, start, stop, conclude, promote, archive.
 
 Every function takes the caller's session and a ``now``; none commits. The
-lifecycle is ``draft → running → stopped → concluded`` (DESIGN.md).
+lifecycle is ``draft → running → stopped → concluded``; a stopped experiment
+may be started again (DESIGN.md). Every change takes an ``actor`` and writes
+its audit entry (``service/audit.py``) in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from experiments.assignment.allocation import allocate_buckets
-from experiments.domain import ConclusionDecision, ExperimentStatus
+from experiments.domain import AuditAction, ExperimentStatus
 from experiments.errors import (
     ConflictError,
     FieldProblem,
@@ -23,6 +25,7 @@ from experiments.errors import (
     InvalidStateError,
     NotFoundError,
 )
+from experiments.service.audit import record_change
 from experiments.service.specs import ExperimentSpec, spec_document, validate_spec
 from experiments.storage import queries
 from experiments.storage.models import Experiment, Layer, Metric, Variant
@@ -51,13 +54,16 @@ def get_experiment(session: Session, key: str) -> Experiment:
     return experiment
 
 
-def list_experiments(session: Session, status: str | None = None) -> list[Experiment]:
-    """All experiments, newest first, optionally of one status."""
+def list_experiments(
+    session: Session, status: str | None = None, *, include_archived: bool = False
+) -> list[Experiment]:
+    """Experiments, newest first, optionally of one status; archived ones on request."""
     if status is not None and status not in ExperimentStatus.__members__.values():
         raise InvalidInputError.from_problems(
             [FieldProblem("status", f"must be one of {', '.join(ExperimentStatus)}")]
         )
-    return queries.list_experiments(session, [status] if status else None)
+    found = queries.list_experiments(session, [status] if status else None)
+    return [e for e in found if include_archived or e.archived_at is None]
 
 
 def spec_of(experiment: Experiment) -> dict[str, Any]:
@@ -109,6 +115,8 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
             "stopped_at": iso(experiment.stopped_at),
             "concluded_at": iso(experiment.concluded_at),
             "promoted_at": iso(experiment.promoted_at),
+            "archived_at": iso(experiment.archived_at),
+            "owner": experiment.owner,
             "buckets": experiment.buckets,
             "conclusion": (
                 {
@@ -170,8 +178,61 @@ def _write_spec(session: Session, experiment: Experiment, spec: ExperimentSpec) 
     experiment.metrics = metrics
 
 
-def create_experiment(session: Session, spec: ExperimentSpec, *, now: datetime) -> Experiment:
-    """Create a draft experiment from a validated spec.
+def unsaved_experiment(session: Session, spec: ExperimentSpec) -> Experiment:
+    """An experiment object for a spec, not added to the session (the create form's preview)."""
+    experiment = Experiment(key=spec.key, status=ExperimentStatus.DRAFT.value, extra={})
+    _write_spec(session, experiment, spec)
+    return experiment
+
+
+def editable_fields(experiment: Experiment) -> frozenset[str] | None:
+    """The spec fields the experiment's status lets an edit change (None: all but the key).
+
+    A running experiment's variants and targeting are included: they change
+    only with a reshuffle, which :func:`update_experiment` insists on.
+    """
+    return {
+        ExperimentStatus.DRAFT: None,
+        ExperimentStatus.RUNNING: _RUNNING_MUTABLE | _RESHUFFLE_MUTABLE,
+        ExperimentStatus.STOPPED: _STOPPED_MUTABLE,
+        ExperimentStatus.CONCLUDED: _CONCLUDED_MUTABLE,
+    }[ExperimentStatus(experiment.status)]
+
+
+def edit_experiment(
+    session: Session,
+    key: str,
+    document: Mapping[str, Any],
+    *,
+    reshuffle: bool = False,
+    actor: str,
+    now: datetime,
+) -> Experiment:
+    """Replace the editable fields of an experiment's spec with ``document``'s (the edit form).
+
+    Fields the status does not let change are kept as they are, whatever the
+    document says; an absent optional field is reset to its default.
+
+    Raises:
+        InvalidInputError: the result is not a valid spec.
+        InvalidStateError: variants or targeting of a running experiment change
+            without ``reshuffle``.
+    """
+    experiment = get_experiment(session, key)
+    current = _drop_nulls(spec_of(experiment))
+    allowed = editable_fields(experiment)
+    fields = set(current) | set(document) if allowed is None else set(allowed)
+    fields.discard("key")
+    patch: dict[str, Any] = {f: document.get(f) for f in fields}
+    if reshuffle:
+        patch["reshuffle"] = True
+    return update_experiment(session, key, patch, actor=actor, now=now)
+
+
+def create_experiment(
+    session: Session, spec: ExperimentSpec, *, actor: str, now: datetime
+) -> Experiment:
+    """Create a draft experiment from a validated spec; ``actor`` becomes its owner.
 
     Raises:
         ConflictError: the key exists, or its layer has less free traffic than asked.
@@ -191,11 +252,35 @@ def create_experiment(session: Session, spec: ExperimentSpec, *, now: datetime) 
         updated_at=now,
         extra={},
         layer=layer,
+        owner=actor,
     )
     _write_spec(session, experiment, spec)
     session.add(experiment)
     session.flush()
+    audit_change(session, experiment, AuditAction.CREATE, actor, None, spec_document(spec), now)
     return experiment
+
+
+def audit_change(
+    session: Session,
+    experiment: Experiment,
+    action: AuditAction,
+    actor: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    now: datetime,
+) -> None:
+    """Write an experiment's audit entry in the caller's transaction."""
+    record_change(
+        session,
+        actor=actor,
+        action=action,
+        target=experiment.key,
+        experiment=experiment,
+        before=before,
+        after=after,
+        now=now,
+    )
 
 
 def _merge_patch(target: Any, patch: Any) -> Any:
@@ -212,7 +297,7 @@ def _merge_patch(target: Any, patch: Any) -> Any:
 
 
 def update_experiment(
-    session: Session, key: str, patch: Mapping[str, Any], *, now: datetime
+    session: Session, key: str, patch: Mapping[str, Any], *, actor: str, now: datetime
 ) -> Experiment:
     """Apply a JSON merge-patch to an experiment, with the lifecycle's rules.
 
@@ -220,6 +305,8 @@ def update_experiment(
     units; variants and targeting only with ``"reshuffle": true`` (new salt, the
     analysis window restarts). A stopped one may change name, hypothesis and
     metrics; a concluded one name and hypothesis; a draft anything but its key.
+    A change of a running experiment's traffic is audited as ``ramp``, the rest
+    as ``edit`` (only the changed fields, before and after).
 
     Raises:
         InvalidInputError: the patched spec is invalid (every problem by path).
@@ -273,12 +360,31 @@ def update_experiment(
         if status is ExperimentStatus.RUNNING:
             experiment.buckets = [list(r) for r in ranges]
     _write_spec(session, experiment, spec)
+    edited = sorted(changed)
     if reshuffle and status is ExperimentStatus.RUNNING and changed & _RESHUFFLE_MUTABLE:
         experiment.salt = _new_salt()
         experiment.epoch += 1
         experiment.analysis_started_at = now
     experiment.updated_at = now
     session.flush()
+    if status is ExperimentStatus.RUNNING and "traffic" in changed:
+        edited.remove("traffic")
+        audit_change(
+            session,
+            experiment,
+            AuditAction.RAMP,
+            actor,
+            {"traffic": old["traffic"]},
+            {"traffic": new["traffic"]},
+            now,
+        )
+    if edited:
+        before = {f: old.get(f) for f in edited}
+        after: dict[str, Any] = {f: new.get(f) for f in edited}
+        if reshuffle and status is ExperimentStatus.RUNNING and changed & _RESHUFFLE_MUTABLE:
+            before["epoch"], after["epoch"] = experiment.epoch - 1, experiment.epoch
+            after["reshuffle"] = True
+        audit_change(session, experiment, AuditAction.EDIT, actor, before, after, now)
     return experiment
 
 
@@ -286,7 +392,12 @@ def _drop_nulls(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if v is not None}
 
 
-def _require_status(experiment: Experiment, action: str, *allowed: ExperimentStatus) -> None:
+def require_status(experiment: Experiment, action: str, *allowed: ExperimentStatus) -> None:
+    """Refuse an action the experiment's status does not allow.
+
+    Raises:
+        InvalidStateError: naming the status and what the action needs.
+    """
     if experiment.status not in allowed:
         raise InvalidStateError(
             f"cannot {action} experiment {experiment.key!r}: it is {experiment.status}"
@@ -294,10 +405,17 @@ def _require_status(experiment: Experiment, action: str, *allowed: ExperimentSta
         )
 
 
-def start_experiment(session: Session, key: str, *, now: datetime) -> Experiment:
-    """Start a draft: it takes its layer buckets and begins assigning units."""
+def start_experiment(session: Session, key: str, *, actor: str, now: datetime) -> Experiment:
+    """Start a draft, or restart a stopped experiment.
+
+    A draft takes its layer buckets and begins assigning units. A stopped
+    experiment restarts (audited as ``restart``): it keeps its buckets and its
+    analysis window, and assigns units again.
+    """
     experiment = get_experiment(session, key)
-    _require_status(experiment, "start", ExperimentStatus.DRAFT)
+    require_status(experiment, "start", ExperimentStatus.DRAFT, ExperimentStatus.STOPPED)
+    if experiment.status == ExperimentStatus.STOPPED:
+        return _restart(session, experiment, actor=actor, now=now)
     if experiment.layer is not None:
         taken = queries.taken_buckets(session, experiment.layer.id, exclude=experiment.id)
         ranges = allocate_buckets(
@@ -309,92 +427,61 @@ def start_experiment(session: Session, key: str, *, now: datetime) -> Experiment
     experiment.analysis_started_at = now
     experiment.updated_at = now
     session.flush()
+    after: dict[str, Any] = {
+        "status": experiment.status,
+        "started_at": now,
+        "buckets": experiment.buckets,
+    }
+    audit_change(session, experiment, AuditAction.START, actor, {"status": "draft"}, after, now)
     return experiment
 
 
-def stop_experiment(session: Session, key: str, *, now: datetime) -> Experiment:
+def _restart(session: Session, experiment: Experiment, *, actor: str, now: datetime) -> Experiment:
+    before = {"status": experiment.status, "stopped_at": experiment.stopped_at}
+    experiment.status = ExperimentStatus.RUNNING.value
+    experiment.stopped_at = None
+    experiment.updated_at = now
+    session.flush()
+    after = {"status": experiment.status, "stopped_at": None}
+    audit_change(session, experiment, AuditAction.RESTART, actor, before, after, now)
+    return experiment
+
+
+def stop_experiment(session: Session, key: str, *, actor: str, now: datetime) -> Experiment:
     """Stop a running experiment: every unit is served the control, no exposures."""
     experiment = get_experiment(session, key)
-    _require_status(experiment, "stop", ExperimentStatus.RUNNING)
+    require_status(experiment, "stop", ExperimentStatus.RUNNING)
     experiment.status = ExperimentStatus.STOPPED.value
     experiment.stopped_at = now
     experiment.updated_at = now
     session.flush()
+    after = {"status": experiment.status, "stopped_at": now.isoformat()}
+    audit_change(session, experiment, AuditAction.STOP, actor, {"status": "running"}, after, now)
     return experiment
 
 
-def conclude_experiment(
-    session: Session,
-    key: str,
-    *,
-    decision: str,
-    rationale: str,
-    variant: str | None = None,
-    decided_by: str | None = None,
-    now: datetime,
-) -> Experiment:
-    """Record who decided what and why; the layer buckets return to the layer.
-
-    ``ship`` needs the variant to ship (the only treatment by default).
+def archive_experiment(session: Session, key: str, *, actor: str, now: datetime) -> Experiment:
+    """Hide a draft or concluded experiment from the list (it stays in the database).
 
     Raises:
-        InvalidInputError: an unknown decision or variant, or an empty rationale.
-        InvalidStateError: the experiment is not running or stopped.
+        InvalidStateError: it is running or stopped (stop, then conclude it first),
+            or already archived.
     """
     experiment = get_experiment(session, key)
-    _require_status(experiment, "conclude", ExperimentStatus.RUNNING, ExperimentStatus.STOPPED)
-    problems: list[FieldProblem] = []
-    try:
-        chosen = ConclusionDecision(decision)
-    except ValueError:
-        problems.append(FieldProblem("decision", f"must be one of {', '.join(ConclusionDecision)}"))
-        chosen = None
-    if not rationale or not rationale.strip():
-        problems.append(FieldProblem("rationale", "is required: say why"))
-    keys = [v.key for v in experiment.variants]
-    treatments = [v.key for v in experiment.variants if not v.is_control]
-    if variant is not None and variant not in keys:
-        problems.append(
-            FieldProblem("variant", f"unknown variant {variant!r} (one of {', '.join(keys)})")
-        )
-    if chosen is ConclusionDecision.SHIP and variant is None:
-        if len(treatments) == 1:
-            variant = treatments[0]
-        else:
-            problems.append(FieldProblem("variant", "is required to ship: name the variant"))
-    if problems:
-        raise InvalidInputError.from_problems(problems)
-    assert chosen is not None
-    experiment.status = ExperimentStatus.CONCLUDED.value
-    experiment.decision = chosen.value
-    experiment.decision_variant = variant
-    experiment.decision_rationale = rationale.strip()
-    experiment.decided_by = decided_by
-    experiment.concluded_at = now
-    if experiment.stopped_at is None:
-        experiment.stopped_at = now
-    experiment.buckets = None
+    if experiment.archived_at is not None:
+        raise InvalidStateError(f"experiment {key!r} is already archived")
+    require_status(experiment, "archive", ExperimentStatus.DRAFT, ExperimentStatus.CONCLUDED)
+    experiment.archived_at = now
     experiment.updated_at = now
     session.flush()
+    after = {"archived_at": now}
+    audit_change(session, experiment, AuditAction.ARCHIVE, actor, {"archived_at": None}, after, now)
     return experiment
 
 
-def promote_experiment(session: Session, key: str, *, now: datetime) -> Experiment:
-    """Make a concluded ``ship`` decision's variant params the default everyone gets."""
-    experiment = get_experiment(session, key)
-    _require_status(experiment, "promote", ExperimentStatus.CONCLUDED)
-    if experiment.decision != ConclusionDecision.SHIP.value or not experiment.decision_variant:
-        raise InvalidStateError(
-            f"cannot promote experiment {key!r}: only a concluded 'ship' decision can be"
-            f" promoted (it was {experiment.decision!r})"
-        )
-    experiment.promoted_at = now
-    experiment.updated_at = now
-    session.flush()
-    return experiment
-
-
-def apply_spec(session: Session, document: Any, *, now: datetime) -> tuple[Experiment, str]:
+def apply_spec(
+    session: Session, document: Any, *, actor: str, now: datetime
+) -> tuple[Experiment, str]:
     """Create or update one experiment from a spec document ("experiments as code").
 
     Returns:
@@ -403,7 +490,7 @@ def apply_spec(session: Session, document: Any, *, now: datetime) -> tuple[Exper
     spec = validate_spec(document)
     existing = queries.find_experiment(session, spec.key)
     if existing is None:
-        return create_experiment(session, spec, now=now), "created"
+        return create_experiment(session, spec, actor=actor, now=now), "created"
     before = spec_document(validate_spec(_drop_nulls(spec_of(existing))))
     target = spec_document(spec)
     if before == target:
@@ -412,4 +499,4 @@ def apply_spec(session: Session, document: Any, *, now: datetime) -> tuple[Exper
     patch: dict[str, Any] = {k: target.get(k) for k in set(before) | set(target)}
     if isinstance(document, Mapping) and document.get("reshuffle") is True:
         patch["reshuffle"] = True
-    return update_experiment(session, spec.key, patch, now=now), "updated"
+    return update_experiment(session, spec.key, patch, actor=actor, now=now), "updated"

@@ -23,6 +23,7 @@ from experiments.errors import FieldProblem, InvalidInputError
 from experiments.service.analysis import metric_queries
 from experiments.service.experiments import get_experiment
 from experiments.stats.power import Baseline, sample_size
+from experiments.storage.models import Experiment
 from experiments.storage.planning import MAX_LOOKBACK_DAYS, load_traffic_baseline
 
 EXTRAPOLATION_DAYS = 7
@@ -51,11 +52,24 @@ def plan_experiment(
         NotFoundError: unknown key.
         InvalidInputError: the lookback is out of range.
     """
+    experiment = get_experiment(session, key)
+    return plan_for(session, experiment, settings=settings, now=now, lookback_days=lookback_days)
+
+
+def plan_for(
+    session: Session,
+    experiment: Experiment,
+    *,
+    settings: Settings,
+    now: datetime,
+    lookback_days: int = 14,
+) -> dict[str, Any]:
+    """:func:`plan_experiment` for an experiment object, saved or not (the create form)."""
+    key = experiment.key
     if not 1 <= lookback_days <= MAX_LOOKBACK_DAYS:
         raise InvalidInputError.from_problems(
             [FieldProblem("lookback_days", f"must be between 1 and {MAX_LOOKBACK_DAYS}")]
         )
-    experiment = get_experiment(session, key)
     primary = next(m for m in experiment.metrics if m.role == MetricRole.PRIMARY)
     query = next(q for q in metric_queries(experiment) if q.name == primary.name)
     traffic = load_traffic_baseline(session, query, until=now, days=lookback_days)

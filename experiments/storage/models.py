@@ -82,6 +82,10 @@ class Experiment(Base):
     decision_rationale: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(200))
     promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Who created it (a user's email, an API key's name or cli:USER); None before 0004.
+    owner: Mapped[str | None] = mapped_column(String(254))
+    # Hidden from the experiment list, kept in the database.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     layer: Mapped[Layer | None] = relationship(back_populates="experiments")
     variants: Mapped[list[Variant]] = relationship(
@@ -140,7 +144,11 @@ class Exposure(Base):
     """The first time a unit was served a variant of an experiment (per epoch)."""
 
     __tablename__ = "exposures"
-    __table_args__ = (UniqueConstraint("experiment_id", "epoch", "unit_id"),)
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "epoch", "unit_id"),
+        # "New data since the snapshot": exposures of one experiment received after a time.
+        Index("ix_exposures_experiment_id_received_at", "experiment_id", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
@@ -222,15 +230,66 @@ class AnalysisSnapshot(Base):
 
 
 class User(Base):
-    """A person who signs in to the web UI."""
+    """A person who signs in to the web UI, with a role (viewer, editor, admin)."""
 
     __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'editor', 'admin')", name="role_known"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Stored lower-cased, so one address is one account.
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    role: Mapped[str] = mapped_column(String(16), default="viewer")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LoginAttempt(Base):
+    """A login attempt in flight or failed: the rate limit counts these rows.
+
+    Shared by every worker and host through the database. A successful login
+    deletes its row; rows older than the window are pruned as new ones arrive.
+    """
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_email_at", "email", "at"),
+        Index("ix_login_attempts_address_at", "address", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """One change: who did what to which experiment, key or user, and the values.
+
+    Written by the service that makes the change, in the same transaction.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        CheckConstraint(
+            "action IN ('create', 'edit', 'start', 'ramp', 'stop', 'restart', 'archive',"
+            " 'conclude', 'promote', 'unpromote', 'key_create', 'key_revoke', 'user_create',"
+            " 'user_disable')",
+            name="action_known",
+        ),
+        Index("ix_audit_log_experiment_id_id", "experiment_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(32))
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"))
+    # The experiment's key, the API key's prefix or the user's email.
+    target: Mapped[str] = mapped_column(String(254))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ApiKey(Base):
@@ -246,3 +305,5 @@ class ApiKey(Base):
     scope: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Updated at most once a minute per key, so authenticating stays a read.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -43,7 +43,9 @@ def test_plan_uses_baseline_and_arrivals_from_recent_events(session, settings):
     old = NOW - timedelta(days=40)
     rows.append((uuid.uuid4().hex, "ancient", "buy", 1.0, old, {}, old))
     insert_ignoring_duplicates(session, EVENTS, rows)
-    create_experiment(session, validate_spec(_conversion_spec(traffic=0.5, mde=0.5)), now=NOW)
+    create_experiment(
+        session, validate_spec(_conversion_spec(traffic=0.5, mde=0.5)), actor="test", now=NOW
+    )
     plan = plan_experiment(session, "ranker-v2", settings=settings, now=NOW, lookback_days=10)
     rate = float(np.mean(converted))
     assert plan["active_units"] == 500
@@ -57,7 +59,7 @@ def test_plan_uses_baseline_and_arrivals_from_recent_events(session, settings):
 
 
 def test_plan_without_traffic_says_so(session, settings):
-    create_experiment(session, validate_spec(_conversion_spec()), now=NOW)
+    create_experiment(session, validate_spec(_conversion_spec()), actor="test", now=NOW)
     plan = plan_experiment(session, "ranker-v2", settings=settings, now=NOW)
     assert plan["sample_size"] is None
     assert "no usable baseline" in plan["reasons"][0]
@@ -73,7 +75,7 @@ def test_plan_extrapolates_beyond_the_window(session, settings):
             if i % 4 == 0:
                 rows.append((uuid.uuid4().hex, unit, "buy", 1.0, seen, {}, seen))
     insert_ignoring_duplicates(session, EVENTS, rows)
-    create_experiment(session, validate_spec(_conversion_spec(mde=0.1)), now=NOW)
+    create_experiment(session, validate_spec(_conversion_spec(mde=0.1)), actor="test", now=NOW)
     plan = plan_experiment(session, "ranker-v2", settings=settings, now=NOW, lookback_days=7)
     assert plan["sample_size"] > 70
     assert plan["days_needed"] == 7 + -(-(plan["sample_size"] - 70) // 10)

@@ -28,8 +28,10 @@ from tests.factories import spec_document
 )
 def test_last_point_is_the_report_and_units_add_up(session, settings, now, method):
     started = now - timedelta(days=3, hours=7)
-    svc.create_experiment(session, validate_spec(spec_document(method=method)), now=started)
-    svc.start_experiment(session, "ranker-v2", now=started)
+    svc.create_experiment(
+        session, validate_spec(spec_document(method=method)), actor="test", now=started
+    )
+    svc.start_experiment(session, "ranker-v2", actor="test", now=started)
     plan = SimulationPlan(users=900, days=3, seed=11, effects={"treatment": {"play": 1.2}})
     simulate_traffic(session, "ranker-v2", plan, settings=settings, now=now - timedelta(minutes=5))
     report = run_analysis(session, "ranker-v2", settings=settings, now=now).report
@@ -65,8 +67,10 @@ def test_last_point_is_the_report_and_units_add_up(session, settings, now, metho
 
 
 def test_no_exposure_gives_empty_series(session, settings, now):
-    svc.create_experiment(session, validate_spec(spec_document()), now=now - timedelta(days=1))
-    svc.start_experiment(session, "ranker-v2", now=now - timedelta(days=1))
+    svc.create_experiment(
+        session, validate_spec(spec_document()), actor="test", now=now - timedelta(days=1)
+    )
+    svc.start_experiment(session, "ranker-v2", actor="test", now=now - timedelta(days=1))
     experiment = svc.get_experiment(session, "ranker-v2")
     document = build_timeseries(
         session,

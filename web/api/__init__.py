@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from web.api import assign, experiments, ingest, openapi, reports  # noqa: E402, F401
+from web.api import assign, experiments, ingest, keys, openapi, reports  # noqa: E402, F401

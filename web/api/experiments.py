@@ -1,23 +1,31 @@
-"""Experiment endpoints: create, list, read, patch and lifecycle actions."""
+"""Experiment endpoints: create, list, read, patch, lifecycle actions and the audit log.
+
+The actor of every change is the API key's name; a client-sent ``decided_by``
+is ignored (DESIGN.md "Users and roles").
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from flask import Response, g, request
+from flask import Response, request
 
 from experiments.domain import ApiScope
+from experiments.service import decisions
 from experiments.service import experiments as svc
+from experiments.service.audit import experiment_audit
 from experiments.service.specs import validate_spec
 from web.api import bp
 from web.api.responses import json_response
 from web.api.schemas import ConcludeRequest, json_body, parse_body
-from web.auth import require_scope
+from web.auth import api_actor, require_scope
 from web.db import get_session, utcnow
 
 if TYPE_CHECKING:
     from experiments.storage.models import Experiment
+
+_TRUE = ("1", "true", "yes")
 
 
 @bp.post("/experiments")
@@ -25,7 +33,7 @@ if TYPE_CHECKING:
 def create_experiment() -> Response:
     session = get_session()
     spec = validate_spec(json_body())
-    experiment = svc.create_experiment(session, spec, now=utcnow())
+    experiment = svc.create_experiment(session, spec, actor=api_actor(), now=utcnow())
     document = svc.experiment_document(experiment)
     session.commit()
     response = json_response(document, 201)
@@ -36,7 +44,11 @@ def create_experiment() -> Response:
 @bp.get("/experiments")
 @require_scope(ApiScope.ADMIN)
 def list_experiments() -> Response:
-    found = svc.list_experiments(get_session(), request.args.get("status"))
+    found = svc.list_experiments(
+        get_session(),
+        request.args.get("status"),
+        include_archived=request.args.get("archived", "").lower() in _TRUE,
+    )
     return json_response({"experiments": [svc.experiment_document(e) for e in found]})
 
 
@@ -50,7 +62,7 @@ def get_experiment(key: str) -> Response:
 @require_scope(ApiScope.ADMIN)
 def patch_experiment(key: str) -> Response:
     session = get_session()
-    experiment = svc.update_experiment(session, key, json_body(), now=utcnow())
+    experiment = svc.update_experiment(session, key, json_body(), actor=api_actor(), now=utcnow())
     document = svc.experiment_document(experiment)
     session.commit()
     return json_response(document)
@@ -58,7 +70,7 @@ def patch_experiment(key: str) -> Response:
 
 def _transition(action: Callable[..., Experiment], key: str) -> Response:
     session = get_session()
-    document = svc.experiment_document(action(session, key, now=utcnow()))
+    document = svc.experiment_document(action(session, key, actor=api_actor(), now=utcnow()))
     session.commit()
     return json_response(document)
 
@@ -75,10 +87,22 @@ def stop_experiment(key: str) -> Response:
     return _transition(svc.stop_experiment, key)
 
 
+@bp.post("/experiments/<key>/archive")
+@require_scope(ApiScope.ADMIN)
+def archive_experiment(key: str) -> Response:
+    return _transition(svc.archive_experiment, key)
+
+
 @bp.post("/experiments/<key>/promote")
 @require_scope(ApiScope.ADMIN)
 def promote_experiment(key: str) -> Response:
-    return _transition(svc.promote_experiment, key)
+    return _transition(decisions.promote_experiment, key)
+
+
+@bp.post("/experiments/<key>/unpromote")
+@require_scope(ApiScope.ADMIN)
+def unpromote_experiment(key: str) -> Response:
+    return _transition(decisions.unpromote_experiment, key)
 
 
 @bp.post("/experiments/<key>/conclude")
@@ -86,15 +110,23 @@ def promote_experiment(key: str) -> Response:
 def conclude_experiment(key: str) -> Response:
     session = get_session()
     body = parse_body(ConcludeRequest)
-    experiment = svc.conclude_experiment(
+    experiment = decisions.conclude_experiment(
         session,
         key,
         decision=body.decision,
         rationale=body.rationale,
         variant=body.variant,
-        decided_by=body.decided_by or f"API key {g.api_key.name} ({g.api_key.prefix}…)",
+        actor=api_actor(),  # body.decided_by is ignored: the key says who
         now=utcnow(),
     )
     document = svc.experiment_document(experiment)
     session.commit()
     return json_response(document)
+
+
+@bp.get("/experiments/<key>/audit")
+@require_scope(ApiScope.ADMIN)
+def experiment_audit_log(key: str) -> Response:
+    session = get_session()
+    entries = experiment_audit(session, svc.get_experiment(session, key))
+    return json_response({"entries": entries})

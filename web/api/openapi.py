@@ -12,8 +12,10 @@ from experiments import __version__
 from experiments.service.ingestion import EventIn, ExposureIn, LabelIn, PredictionIn
 from experiments.service.specs import ExperimentSpec
 from web.api import bp
+from web.api.keys import KeyRequest
 from web.api.responses import json_response
 from web.api.schemas import AssignRequest, ConcludeRequest
+from web.permissions import public
 
 _MODELS: list[type[BaseModel]] = [
     ExperimentSpec,
@@ -23,6 +25,7 @@ _MODELS: list[type[BaseModel]] = [
     LabelIn,
     AssignRequest,
     ConcludeRequest,
+    KeyRequest,
 ]
 
 _ERROR = {
@@ -50,6 +53,61 @@ _ERROR = {
         }
     },
 }
+_AUDIT = {
+    "type": "object",
+    "required": ["entries"],
+    "properties": {
+        "entries": {
+            "type": "array",
+            "description": "oldest first",
+            "items": {
+                "type": "object",
+                "required": ["at", "actor", "action", "before", "after"],
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "actor": {
+                        "type": "string",
+                        "description": "a user's email, an API key's name or cli:USER",
+                    },
+                    "action": {
+                        "type": "string",
+                        "enum": [
+                            "create",
+                            "edit",
+                            "start",
+                            "ramp",
+                            "stop",
+                            "restart",
+                            "archive",
+                            "conclude",
+                            "promote",
+                            "unpromote",
+                            "key_create",
+                            "key_revoke",
+                            "user_create",
+                            "user_disable",
+                        ],
+                    },
+                    "before": {"type": ["object", "null"]},
+                    "after": {"type": ["object", "null"]},
+                },
+            },
+        }
+    },
+}
+_KEY = {
+    "type": "object",
+    "required": ["name", "prefix", "scope", "created_at", "last_used_at", "revoked_at"],
+    "properties": {
+        "name": {"type": "string"},
+        "prefix": {"type": "string"},
+        "scope": {"type": "string", "enum": ["ingest", "admin"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "last_used_at": {"type": ["string", "null"], "format": "date-time"},
+        "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+        "key": {"type": "string", "description": "the key itself: in the creation response only"},
+    },
+}
 _INGEST_RESULT = {
     "type": "object",
     "required": ["accepted", "duplicates"],
@@ -69,6 +127,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         404: "unknown",
         409: "invalid state change",
         413: "body too large",
+        429: "rate limited",
     }
     return {
         str(c): {
@@ -128,6 +187,8 @@ def build_openapi() -> dict[str, Any]:
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     schemas["Error"] = _ERROR
     schemas["IngestResult"] = _INGEST_RESULT
+    schemas["AuditLog"] = _AUDIT
+    schemas["ApiKey"] = _KEY
     key_param = [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}]
     experiment = {"type": "object", "description": "the spec plus status, dates and decision"}
     paths: dict[str, Any] = {
@@ -146,7 +207,7 @@ def build_openapi() -> dict[str, Any]:
             )
         },
         "/api/v1/experiments": {
-            "get": _op("List experiments (?status=)", "admin"),
+            "get": _op("List experiments (?status=, ?archived=1 to include archived)", "admin"),
             "post": _op(
                 "Create an experiment (draft)",
                 "admin",
@@ -189,16 +250,61 @@ def build_openapi() -> dict[str, Any]:
             }
         },
     }
-    for action in ("start", "stop", "promote"):
+    actions = {
+        "start": "Start a draft, or restart a stopped experiment (audited as restart)",
+        "stop": "Stop a running experiment: every unit gets the control",
+        "archive": "Archive a draft or concluded experiment (hidden from lists, kept)",
+        "promote": "Promote a concluded ship: every unit gets the shipped variant's params",
+        "unpromote": "Undo a promotion: every unit gets the default again",
+    }
+    for action, summary in actions.items():
         paths[f"/api/v1/experiments/{{key}}/{action}"] = {
             "post": _op(
-                f"{action.capitalize()} an experiment",
+                summary,
                 "admin",
                 ok=experiment,
                 errors=(401, 403, 404, 409),
                 parameters=key_param,
             )
         }
+    paths["/api/v1/experiments/{key}/audit"] = {
+        "get": _op(
+            "The experiment's audit log: who changed what, when, before and after",
+            "admin",
+            ok=_ref("AuditLog"),
+            errors=(401, 403, 404),
+            parameters=key_param,
+        )
+    }
+    paths["/api/v1/keys"] = {
+        "get": _op(
+            "List API keys (prefix, scope, created, last used, revoked)",
+            "admin",
+            ok={
+                "type": "object",
+                "properties": {"keys": {"type": "array", "items": _ref("ApiKey")}},
+            },
+        ),
+        "post": _op(
+            "Create an API key; the key is in this response only",
+            "admin",
+            body=_ref("KeyRequest"),
+            ok=_ref("ApiKey"),
+            status=201,
+            errors=(400, 401, 403),
+        ),
+    }
+    paths["/api/v1/keys/{prefix}/revoke"] = {
+        "post": _op(
+            "Revoke an API key by its prefix (or its name, when only one active key has it)",
+            "admin",
+            ok=_ref("ApiKey"),
+            errors=(400, 401, 403, 404),
+            parameters=[
+                {"name": "prefix", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+        )
+    }
     paths["/api/v1/experiments/{key}/conclude"] = {
         "post": _op(
             "Record the decision (ship, rollback, iterate) and its rationale",
@@ -236,5 +342,6 @@ def build_openapi() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
+@public
 def openapi() -> Response:
     return json_response(build_openapi())

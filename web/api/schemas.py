@@ -33,7 +33,11 @@ class ConcludeRequest(BaseModel):
     decision: Annotated[str, Field(description="ship, rollback or iterate")]
     rationale: Annotated[str, Field(min_length=1, max_length=10000)]
     variant: str | None = None
-    decided_by: str | None = Field(default=None, max_length=200)
+    decided_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="ignored: the decision is recorded as made by the API key's name",
+    )
 
 
 def json_body() -> Any:

@@ -1,88 +1,115 @@
-"""Experiment pages: the list, the create form, one experiment and its lifecycle buttons."""
+"""Experiment pages: the list, the create form (with its plan preview), one experiment,
+and the edit form.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from experiments.domain import ConclusionDecision, ExperimentStatus
-from experiments.errors import ConflictError, InvalidInputError
+from experiments.domain import ConclusionDecision, ExperimentStatus, UserRole
+from experiments.errors import ConflictError, FieldProblem, InvalidInputError
 from experiments.service import experiments as svc
-from experiments.service.planning import plan_experiment
+from experiments.service.overview import (
+    experiment_overview,
+    experiment_rows,
+    list_choices,
+    parse_filter,
+    preview_plan,
+)
 from experiments.service.specs import validate_spec
+from experiments.storage.catalog import SORTS
 from web.db import get_session, settings, utcnow
+from web.permissions import actor, requires
 from web.ui import bp
-from web.ui.forms import KINDS, METHODS, ROLES, SpecForm
+from web.ui.forms import CORRECTIONS, KINDS, MARGIN_TYPES, METHODS, ROLES, SpecForm
 
 Page = str | tuple[str, int]
 
 
-def _primary(document: dict[str, Any]) -> str | None:
-    return next((m["name"] for m in document["metrics"] if m.get("role") == "primary"), None)
-
-
 @bp.get("/")
 @bp.get("/experiments")
+@requires(UserRole.VIEWER)
 def list_experiments() -> Page:
-    status = request.args.get("status") or None
-    documents = [svc.experiment_document(e) for e in svc.list_experiments(get_session(), status)]
-    rows = [
-        {
-            "key": d["key"],
-            "name": d["name"],
-            "status": d["status"],
-            "layer": d["layer"],
-            "traffic": d["traffic"],
-            "primary": _primary(d),
-            "started_at": d["started_at"],
-        }
-        for d in documents
-    ]
+    wanted = parse_filter(request.args)
+    session = get_session()
     return render_template(
-        "ui/experiments.html", rows=rows, status=status, statuses=list(ExperimentStatus)
+        "ui/experiments.html",
+        rows=experiment_rows(session, wanted),
+        wanted=wanted,
+        statuses=list(ExperimentStatus),
+        sorts=list(SORTS),
+        choices=list_choices(session),
     )
 
 
-def _render_form(form: SpecForm, status: int = 200) -> tuple[str, int]:
-    page = render_template("ui/new.html", form=form, kinds=KINDS, roles=ROLES, methods=METHODS)
+def _render_form(
+    form: SpecForm, status: int = 200, *, editing: dict[str, Any] | None = None, **extra: Any
+) -> tuple[str, int]:
+    page = render_template(
+        "ui/new.html",
+        form=form,
+        kinds=KINDS,
+        roles=ROLES,
+        methods=METHODS,
+        corrections=CORRECTIONS,
+        margin_types=MARGIN_TYPES,
+        editing=editing,
+        **extra,
+    )
     return page, status
 
 
+def _read(form: SpecForm, json_mode: bool) -> tuple[dict[str, Any] | None, list[FieldProblem]]:
+    """The document typed in the form and every problem with it (validator's included)."""
+    document, problems = form.json_document() if json_mode else form.document()
+    if document is None:
+        return None, problems
+    try:
+        validate_spec(document)
+    except InvalidInputError as exc:
+        return document, problems + [p for p in exc.details if p not in problems]
+    return document, problems
+
+
+def _place(form: SpecForm, problems: list[FieldProblem], json_mode: bool) -> None:
+    if json_mode:
+        form.place_all_under("spec_json", problems)
+    else:
+        form.place(problems)
+
+
 @bp.get("/experiments/new")
+@requires(UserRole.EDITOR)
 def new_experiment() -> Page:
     return _render_form(SpecForm.initial())
 
 
 @bp.post("/experiments/new")
+@requires(UserRole.EDITOR)
 def create_experiment() -> Page | Response:
     form = SpecForm.from_form(request.form)
     if request.form.get("add") in ("variant", "metric"):
         form.add_row(request.form["add"])
         return _render_form(form)
     json_mode = request.form.get("mode") == "json"
-    document, problems = form.json_document() if json_mode else form.document()
-    session = get_session()
-    try:
-        if problems and document is None:
-            raise InvalidInputError.from_problems(problems)
-        try:
-            spec = validate_spec(document)
-        except InvalidInputError as exc:
-            raise InvalidInputError.from_problems(problems + exc.details) from exc
-        if problems:
-            raise InvalidInputError.from_problems(problems)
-        experiment = svc.create_experiment(session, spec, now=utcnow())
-        session.commit()
-    except InvalidInputError as exc:
-        session.rollback()
-        if json_mode:
-            form.place_all_under("spec_json", exc.details)
-        else:
-            form.place(exc.details)
+    document, problems = _read(form, json_mode)
+    if problems:
+        _place(form, problems, json_mode)
         return _render_form(form, 400)
+    assert document is not None
+    session = get_session()
+    if request.form.get("action") == "preview":
+        # A read: the plan of the spec as typed, from recent traffic; nothing is saved.
+        plan = preview_plan(session, document, settings=settings(), now=utcnow())
+        return _render_form(form, preview=plan)
+    try:
+        experiment = svc.create_experiment(
+            session, validate_spec(document), actor=actor(), now=utcnow()
+        )
+        session.commit()
     except ConflictError as exc:
         session.rollback()
         form.errors.setdefault("form", []).append(exc.message)
@@ -91,98 +118,81 @@ def create_experiment() -> Page | Response:
     return redirect(url_for("ui.experiment", key=experiment.key), 303)
 
 
-def _render_experiment(
+def render_experiment(
     key: str,
     errors: dict[str, list[str]] | None = None,
     status: int = 200,
     values: dict[str, str] | None = None,
 ) -> tuple[str, int]:
-    session = get_session()
-    document = svc.experiment_document(svc.get_experiment(session, key))
-    plan = None
-    if document["status"] == "draft":
-        plan = plan_experiment(session, key, settings=settings(), now=utcnow())
+    """The experiment page, with problems of a form on it (conclude, ramp) when given."""
+    overview = experiment_overview(get_session(), key, settings=settings(), now=utcnow())
+    suggested = overview["suggested"]
+    defaults = {"decision": suggested[0], "variant": suggested[1] or ""} if suggested else {}
     page = render_template(
         "ui/experiment.html",
-        experiment=document,
-        params={
-            v["key"]: json.dumps(v["params"], indent=2, sort_keys=True)
-            for v in document["variants"]
-        },
-        targeting=json.dumps(document["targeting"], indent=2) if document["targeting"] else None,
+        experiment=overview["experiment"],
+        overview=overview,
         decisions=list(ConclusionDecision),
         errors=errors or {},
-        values=values or {},
-        plan=plan,
+        values=values or defaults,
     )
     return page, status
 
 
 @bp.get("/experiments/<key>")
+@requires(UserRole.VIEWER)
 def experiment(key: str) -> Page:
-    return _render_experiment(key)
+    return render_experiment(key)
 
 
-def _lifecycle(key: str, action: str) -> Page | Response:
+def _locked(document: dict[str, Any]) -> frozenset[str]:
+    editable = svc.editable_fields(svc.get_experiment(get_session(), document["key"]))
+    if editable is None:
+        return frozenset({"key"})
+    locked = (set(document) - set(editable)) | {"key"}
+    if "variants" in locked:
+        locked.add("control")
+    return frozenset(locked)
+
+
+@bp.get("/experiments/<key>/edit")
+@requires(UserRole.EDITOR)
+def edit_experiment(key: str) -> Page:
+    document = svc.experiment_document(svc.get_experiment(get_session(), key))
+    form = SpecForm.from_document(document, locked=_locked(document))
+    return _render_form(form, editing=document)
+
+
+@bp.post("/experiments/<key>/edit")
+@requires(UserRole.EDITOR)
+def save_experiment(key: str) -> Page | Response:
     session = get_session()
-    change = {
-        "start": svc.start_experiment,
-        "stop": svc.stop_experiment,
-        "promote": svc.promote_experiment,
-    }[action]
+    current = svc.experiment_document(svc.get_experiment(session, key))
+    form = SpecForm.from_form(request.form, locked=_locked(current))
+    if request.form.get("add") in ("variant", "metric"):
+        form.add_row(request.form["add"])
+        return _render_form(form, editing=current)
+    document, problems = form.document()
+    document["key"] = key
     try:
-        change(session, key, now=utcnow())
-        session.commit()
-    except ConflictError as exc:
-        session.rollback()
-        return _render_experiment(key, {"form": [exc.message]}, 409)
-    flash(
-        {
-            "start": f"Experiment {key} started: units are being assigned.",
-            "stop": f"Experiment {key} stopped: every unit now gets the control.",
-            "promote": f"The shipped variant of {key} is now the default.",
-        }[action]
-    )
-    return redirect(url_for("ui.experiment", key=key), 303)
-
-
-@bp.post("/experiments/<key>/start")
-def start_experiment(key: str) -> Page | Response:
-    return _lifecycle(key, "start")
-
-
-@bp.post("/experiments/<key>/stop")
-def stop_experiment(key: str) -> Page | Response:
-    return _lifecycle(key, "stop")
-
-
-@bp.post("/experiments/<key>/promote")
-def promote_experiment(key: str) -> Page | Response:
-    return _lifecycle(key, "promote")
-
-
-@bp.post("/experiments/<key>/conclude")
-def conclude_experiment(key: str) -> Page | Response:
-    session = get_session()
-    values = {name: request.form.get(name, "") for name in ("decision", "variant", "rationale")}
-    try:
-        svc.conclude_experiment(
+        if problems:
+            raise InvalidInputError.from_problems(problems)
+        svc.edit_experiment(
             session,
             key,
-            decision=values["decision"],
-            variant=values["variant"] or None,
-            rationale=values["rationale"],
+            document,
+            reshuffle=request.form.get("reshuffle") == "yes",
+            actor=actor(),
             now=utcnow(),
         )
         session.commit()
     except InvalidInputError as exc:
         session.rollback()
-        errors: dict[str, list[str]] = {}
-        for problem in exc.details:
-            errors.setdefault(problem.path or "form", []).append(problem.message)
-        return _render_experiment(key, errors, 400, values)
+        form.place(exc.details)
+        return _render_form(form, 400, editing=current)
     except ConflictError as exc:
         session.rollback()
-        return _render_experiment(key, {"form": [exc.message]}, 409, values)
-    flash(f"Experiment {key} concluded: {values['decision']}.")
+        form.errors.setdefault("form", []).append(exc.message)
+        return _render_form(form, 409, editing=current)
+    flash(f"Experiment {key} saved.")
     return redirect(url_for("ui.experiment", key=key), 303)
