@@ -43,7 +43,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Every test that touches the database is marked `db`, so CI can re-run
     # exactly those on PostgreSQL.
     for item in items:
-        if {"database_url", "live_server"} & set(getattr(item, "fixturenames", ())):
+        if {"database_url", "database_factory", "live_server"} & set(
+            getattr(item, "fixturenames", ())
+        ):
             item.add_marker(pytest.mark.db)
 
 
@@ -179,6 +181,17 @@ def ingest_headers(session: Session, now: datetime) -> dict[str, str]:
 
 
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Argon2id still, at a test cost: the production cost (64 MiB, 3 passes) takes
+    # about a second per hash on a loaded two-core machine. Live servers keep it.
+    from argon2 import PasswordHasher
+
+    from experiments.service import users
+
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
 
 
 @pytest.fixture

@@ -176,9 +176,11 @@ def init_app(app: Flask) -> None:
     """Sessions, the user loader and the permission check (before CSRF, so an
     anonymous POST is sent to the login page rather than told about tokens).
     """
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", SESSION_LIFETIME)
+    # Flask's defaults are HttpOnly, no SameSite and 31-day sessions: tighten the last two.
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    if app.config.get("PERMANENT_SESSION_LIFETIME") == timedelta(days=31):
+        app.config["PERMANENT_SESSION_LIFETIME"] = SESSION_LIFETIME
     app.session_interface = _SessionInterface()
     manager = LoginManager()
     manager.init_app(app)

@@ -39,3 +39,54 @@ def test_postgres_urls_use_psycopg():
 
     assert normalize_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
     assert normalize_url("postgres://u@h/db").startswith("postgresql+psycopg://")
+
+
+def test_users_keep_their_rights_through_the_roles_migration(database_factory):
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from experiments.storage.base import UTCDateTime
+
+    engine = make_engine(database_factory.create())
+    try:
+        downgrade(engine, "0002")
+        users = sa.table(
+            "users",
+            sa.column("email", sa.String),
+            sa.column("password_hash", sa.String),
+            sa.column("is_admin", sa.Boolean),
+            sa.column("created_at", UTCDateTime()),
+        )
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        with engine.begin() as conn:
+            conn.execute(
+                users.insert(),
+                [
+                    {
+                        "email": "boss@example.com",
+                        "password_hash": "h",
+                        "is_admin": True,
+                        "created_at": at,
+                    },
+                    {
+                        "email": "dev@example.com",
+                        "password_hash": "h",
+                        "is_admin": False,
+                        "created_at": at,
+                    },
+                ],
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            roles = dict(conn.execute(sa.text("SELECT email, role FROM users")).all())
+        assert roles == {"boss@example.com": "admin", "dev@example.com": "editor"}
+        downgrade(engine, "0002")
+        with engine.connect() as conn:
+            admins = dict(conn.execute(sa.text("SELECT email, is_admin FROM users")).all())
+        assert {k: bool(v) for k, v in admins.items()} == {
+            "boss@example.com": True,
+            "dev@example.com": False,
+        }
+    finally:
+        engine.dispose()

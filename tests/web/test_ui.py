@@ -13,6 +13,7 @@ from experiments.config import Settings
 from experiments.errors import NotFoundError
 from experiments.report.html import plotly_js_path
 from experiments.service import experiments as svc
+from experiments.service.analysis import run_analysis
 from experiments.service.simulation import SimulationPlan, simulate_traffic
 from experiments.service.specs import validate_spec
 from experiments.storage.models import AnalysisSnapshot
@@ -28,13 +29,13 @@ def form_data(**changes: str) -> dict[str, str]:
         "name": "Search v3",
         "hypothesis": "Better search raises conversion",
         "layer": "",
-        "traffic": "1",
+        "traffic": "100",
         "control": "0",
         "variants-0-key": "control",
-        "variants-0-weight": "0.5",
+        "variants-0-weight": "50",
         "variants-0-params": '{"model": "search_a"}',
         "variants-1-key": "treatment",
-        "variants-1-weight": "0.5",
+        "variants-1-weight": "50",
         "variants-1-params": '{"model": "search_b", "objective_weights": {"ctr": 0.6}}',
         "metrics-0-name": "converted",
         "metrics-0-kind": "conversion",
@@ -72,8 +73,8 @@ def real_now() -> datetime:
 def running_with_data(session: Session, settings: Settings, key: str = "ranker-v2") -> None:
     now = real_now()
     started = now - timedelta(days=3)
-    svc.create_experiment(session, validate_spec(spec_document(key=key)), now=started)
-    svc.start_experiment(session, key, now=started)
+    svc.create_experiment(session, validate_spec(spec_document(key=key)), actor="test", now=started)
+    svc.start_experiment(session, key, actor="test", now=started)
     plan = SimulationPlan(
         users=600,
         days=2,
@@ -82,23 +83,28 @@ def running_with_data(session: Session, settings: Settings, key: str = "ranker-v
         model_quality={"control": 0.8, "treatment": 1.2},
     )
     simulate_traffic(session, key, plan, settings=settings, now=now - timedelta(minutes=5))
+    run_analysis(session, key, settings=settings, now=now - timedelta(minutes=1))
     session.commit()
 
 
 # ---------------------------------------------------------------------------- list
 
 
-def test_list_is_empty_then_shows_experiments(client: Any, session: Session, now: datetime) -> None:
-    empty = client.get("/")
+def test_list_is_empty_then_shows_experiments(editor: Any, session: Session, now: datetime) -> None:
+    empty = editor.get("/")
     assert empty.status_code == 200
     assert "No experiments" in empty.text
     assert 'href="/experiments/new"' in empty.text
 
-    svc.create_experiment(session, validate_spec(spec_document(layer="home-feed")), now=now)
-    svc.start_experiment(session, "ranker-v2", now=now)
-    svc.create_experiment(session, validate_spec(spec_document(key="draft-one")), now=now)
+    svc.create_experiment(
+        session, validate_spec(spec_document(layer="home-feed")), actor="test", now=now
+    )
+    svc.start_experiment(session, "ranker-v2", actor="test", now=now)
+    svc.create_experiment(
+        session, validate_spec(spec_document(key="draft-one")), actor="test", now=now
+    )
     session.commit()
-    response = client.get("/experiments")
+    response = editor.get("/experiments")
     assert response.status_code == 200
     table = parse_page(response.text).get("experiments")
     rows = [row.text for row in table.find_all("tr")[1:]]
@@ -113,15 +119,15 @@ def test_list_is_empty_then_shows_experiments(client: Any, session: Session, now
     assert 'href="/experiments/ranker-v2"' in response.text
 
 
-def test_list_filters_by_status(client: Any, session: Session, now: datetime) -> None:
-    svc.create_experiment(session, validate_spec(spec_document()), now=now)
-    svc.create_experiment(session, validate_spec(spec_document(key="other")), now=now)
-    svc.start_experiment(session, "other", now=now)
+def test_list_filters_by_status(editor: Any, session: Session, now: datetime) -> None:
+    svc.create_experiment(session, validate_spec(spec_document()), actor="test", now=now)
+    svc.create_experiment(session, validate_spec(spec_document(key="other")), actor="test", now=now)
+    svc.start_experiment(session, "other", actor="test", now=now)
     session.commit()
-    running = client.get("/experiments?status=running").text
+    running = editor.get("/experiments?status=running").text
     assert 'href="/experiments/other"' in running
     assert 'href="/experiments/ranker-v2"' not in running
-    bad = client.get("/experiments?status=paused")
+    bad = editor.get("/experiments?status=paused")
     assert bad.status_code == 400
     assert "status: must be one of" in bad.text
 
@@ -129,8 +135,8 @@ def test_list_filters_by_status(client: Any, session: Session, now: datetime) ->
 # ----------------------------------------------------------------------- create form
 
 
-def test_new_form_offers_rows_and_a_json_alternative(client: Any) -> None:
-    response = client.get("/experiments/new")
+def test_new_form_offers_rows_and_a_json_alternative(editor: Any) -> None:
+    response = editor.get("/experiments/new")
     assert response.status_code == 200
     page = parse_page(response.text)
     for field in ("key", "name", "hypothesis", "layer", "traffic", "variants-1-weight"):
@@ -141,8 +147,8 @@ def test_new_form_offers_rows_and_a_json_alternative(client: Any) -> None:
     page.get("spec_json")
 
 
-def test_create_through_the_form(client: Any, session: Session) -> None:
-    response = client.post("/experiments/new", data=form_data())
+def test_create_through_the_form(editor: Any, session: Session) -> None:
+    response = editor.post("/experiments/new", data=form_data())
     assert response.status_code == 303
     assert response.headers["Location"].endswith("/experiments/search-v3")
     experiment = svc.get_experiment(session, "search-v3")
@@ -158,19 +164,19 @@ def test_create_through_the_form(client: Any, session: Session) -> None:
         ("revenue", "guardrail"),
     ]  # the blank third row is dropped
     assert definitions[1]["margin"] == 0.02
-    followed = client.get(response.headers["Location"])
+    followed = editor.get(response.headers["Location"])
     assert "Experiment search-v3 created as a draft." in followed.text
 
 
-def test_wrong_weight_is_shown_next_to_its_field(client: Any, session: Session) -> None:
-    response = client.post("/experiments/new", data=form_data(**{"variants-1-weight": "-0.5"}))
+def test_wrong_weight_is_shown_next_to_its_field(editor: Any, session: Session) -> None:
+    response = editor.post("/experiments/new", data=form_data(**{"variants-1-weight": "-50"}))
     assert response.status_code == 400
     assert error_beside(response.text, "variants-1-weight") == "must be > 0.0"
     page = parse_page(response.text)
     assert "weights must sum to 1" in page.get("variants-error").text
     assert "2 problems" in page.get("error-summary").text
     # What was typed is kept.
-    assert page.get("variants-1-weight").attrs["value"] == "-0.5"
+    assert page.get("variants-1-weight").attrs["value"] == "-50"
     assert page.get("key").attrs["value"] == "search-v3"
     assert (
         page.get("variants-1-params").text
@@ -185,7 +191,8 @@ def test_wrong_weight_is_shown_next_to_its_field(client: Any, session: Session) 
     [
         ({"key": "Bad Key!"}, "key", "must match"),
         ({"name": ""}, "name", "must not be empty"),
-        ({"traffic": "lots"}, "traffic", "valid number"),
+        ({"traffic": "lots"}, "traffic", "must be a number of percent"),
+        ({"traffic": "150"}, "traffic", "between 0 and 100"),
         ({"variants-0-params": "{model: 1}"}, "variants-0-params", "is not valid JSON"),
         ({"variants-0-params": "[1, 2]"}, "variants-0-params", "valid dictionary"),
         ({"metrics-0-event": ""}, "metrics-0-event", "is required for conversion metrics"),
@@ -196,6 +203,7 @@ def test_wrong_weight_is_shown_next_to_its_field(client: Any, session: Session) 
         "key-pattern",
         "empty-name",
         "traffic-not-number",
+        "traffic-over-100",
         "params-bad-json",
         "params-not-object",
         "event-required",
@@ -204,49 +212,49 @@ def test_wrong_weight_is_shown_next_to_its_field(client: Any, session: Session) 
     ],
 )
 def test_each_problem_sits_beside_its_field(
-    client: Any, changes: dict[str, str], field: str, message: str
+    editor: Any, changes: dict[str, str], field: str, message: str
 ) -> None:
-    response = client.post("/experiments/new", data=form_data(**changes))
+    response = editor.post("/experiments/new", data=form_data(**changes))
     assert response.status_code == 400
     assert message in error_beside(response.text, field)
 
 
-def test_row_errors_follow_rows_when_blank_rows_are_skipped(client: Any) -> None:
+def test_row_errors_follow_rows_when_blank_rows_are_skipped(editor: Any) -> None:
     data = form_data(variant_rows="3")
     # Row 1 left blank, the treatment typed in row 2: its error must land on row 2.
     data.update({"variants-1-key": "", "variants-1-weight": "", "variants-1-params": ""})
-    data.update({"variants-2-key": "treatment", "variants-2-weight": "2"})
-    response = client.post("/experiments/new", data=data)
+    data.update({"variants-2-key": "treatment", "variants-2-weight": "-5"})
+    response = editor.post("/experiments/new", data=data)
     assert response.status_code == 400
-    assert error_beside(response.text, "variants-2-weight") == "must be <= 1.0"
+    assert error_beside(response.text, "variants-2-weight") == "must be > 0.0"
     assert 'id="variants-1-weight-error"' not in response.text
 
 
-def test_no_control_is_a_section_problem(client: Any) -> None:
+def test_no_control_is_a_section_problem(editor: Any) -> None:
     data = form_data()
     del data["control"]
-    response = client.post("/experiments/new", data=data)
+    response = editor.post("/experiments/new", data=data)
     assert response.status_code == 400
     assert "exactly one variant must have is_control true, found 0" in (
         parse_page(response.text).get("variants-error").text
     )
 
 
-def test_add_row_buttons_keep_the_values(client: Any) -> None:
-    response = client.post("/experiments/new", data=form_data(add="variant"))
+def test_add_row_buttons_keep_the_values(editor: Any) -> None:
+    response = editor.post("/experiments/new", data=form_data(add="variant"))
     assert response.status_code == 200
     page = parse_page(response.text)
     assert page.get("variants-2-key").attrs["value"] == ""
     assert page.get("variants-1-key").attrs["value"] == "treatment"
-    response = client.post("/experiments/new", data=form_data(add="metric"))
+    response = editor.post("/experiments/new", data=form_data(add="metric"))
     parse_page(response.text).get("metrics-3-name")
 
 
-def test_create_from_json(client: Any, session: Session) -> None:
+def test_create_from_json(editor: Any, session: Session) -> None:
     import json
 
     document = json.dumps(spec_document(key="from-json"))
-    response = client.post("/experiments/new", data={"mode": "json", "spec_json": document})
+    response = editor.post("/experiments/new", data={"mode": "json", "spec_json": document})
     assert response.status_code == 303
     assert svc.get_experiment(session, "from-json").name == "Ranker v2 against v1"
 
@@ -264,9 +272,9 @@ def test_create_from_json(client: Any, session: Session) -> None:
     ids=["bad-json", "invalid-spec"],
 )
 def test_json_problems_are_listed_by_path_beside_the_textarea(
-    client: Any, text: str, message: str
+    editor: Any, text: str, message: str
 ) -> None:
-    response = client.post("/experiments/new", data={"mode": "json", "spec_json": text})
+    response = editor.post("/experiments/new", data={"mode": "json", "spec_json": text})
     assert response.status_code == 400
     page = parse_page(response.text)
     error = page.get("spec_json-error")
@@ -275,10 +283,12 @@ def test_json_problems_are_listed_by_path_beside_the_textarea(
     assert page.get("spec_json").text == text
 
 
-def test_duplicate_key_is_a_conflict(client: Any, session: Session, now: datetime) -> None:
-    svc.create_experiment(session, validate_spec(spec_document(key="search-v3")), now=now)
+def test_duplicate_key_is_a_conflict(editor: Any, session: Session, now: datetime) -> None:
+    svc.create_experiment(
+        session, validate_spec(spec_document(key="search-v3")), actor="test", now=now
+    )
     session.commit()
-    response = client.post("/experiments/new", data=form_data())
+    response = editor.post("/experiments/new", data=form_data())
     assert response.status_code == 409
     assert "experiment &#39;search-v3&#39; already exists" in response.text
 
@@ -286,38 +296,46 @@ def test_duplicate_key_is_a_conflict(client: Any, session: Session, now: datetim
 # ---------------------------------------------------------------- experiment page
 
 
-def test_experiment_page_and_lifecycle(client: Any, session: Session, now: datetime) -> None:
-    svc.create_experiment(session, validate_spec(spec_document()), now=now)
+def test_experiment_page_and_lifecycle(editor: Any, session: Session, now: datetime) -> None:
+    svc.create_experiment(session, validate_spec(spec_document()), actor="test", now=now)
     session.commit()
-    page = client.get("/experiments/ranker-v2")
+    page = editor.get("/experiments/ranker-v2")
     assert page.status_code == 200
-    assert "&#34;objective_weights&#34;" in page.text  # params shown as JSON
+    assert '"objective_weights": {' in page.text  # params shown as JSON
     metrics = parse_page(page.text).get("metrics").text
     assert "take_rate primary ratio" in metrics
     assert "revenue guardrail" in metrics
     assert 'id="start"' in page.text
     assert 'id="report-link"' not in page.text
 
-    started = client.post("/experiments/ranker-v2/start")
+    # The button leads to a confirmation that says what happens; only its POST acts.
+    asked = editor.get("/experiments/ranker-v2/start")
+    assert asked.status_code == 200
+    assert "split control 50%" in parse_page(asked.text).get("confirm").text
+    assert editor.post("/experiments/ranker-v2/start").status_code == 200  # no confirm: asks
+    assert svc.get_experiment(session, "ranker-v2").status == "draft"
+    started = editor.post("/experiments/ranker-v2/start", data={"confirm": "yes"})
     assert started.status_code == 303
     assert svc.get_experiment(session, "ranker-v2").status == "running"
-    running = client.get("/experiments/ranker-v2").text
+    running = editor.get("/experiments/ranker-v2").text
     assert 'id="stop"' in running
     assert 'id="report-link"' in running
 
-    again = client.post("/experiments/ranker-v2/start")
+    again = editor.post("/experiments/ranker-v2/start", data={"confirm": "yes"})
     assert again.status_code == 409
     assert "cannot start experiment" in again.text
 
-    assert client.post("/experiments/ranker-v2/stop").status_code == 303
+    stop = editor.get("/experiments/ranker-v2/stop").text
+    assert "Every unit gets the control (control) from now on" in stop
+    assert editor.post("/experiments/ranker-v2/stop", data={"confirm": "yes"}).status_code == 303
     assert svc.get_experiment(session, "ranker-v2").status == "stopped"
 
 
-def test_conclude_needs_a_rationale(client: Any, session: Session, now: datetime) -> None:
-    svc.create_experiment(session, validate_spec(spec_document()), now=now)
-    svc.start_experiment(session, "ranker-v2", now=now)
+def test_conclude_needs_a_rationale(editor: Any, session: Session, now: datetime) -> None:
+    svc.create_experiment(session, validate_spec(spec_document()), actor="test", now=now)
+    svc.start_experiment(session, "ranker-v2", actor="test", now=now)
     session.commit()
-    response = client.post(
+    response = editor.post(
         "/experiments/ranker-v2/conclude", data={"decision": "ship", "rationale": " "}
     )
     assert response.status_code == 400
@@ -325,19 +343,23 @@ def test_conclude_needs_a_rationale(client: Any, session: Session, now: datetime
     error = page.get("rationale-error")
     assert error.parent is page.get("rationale").parent
     assert "is required" in error.text
-    done = client.post(
-        "/experiments/ranker-v2/conclude",
-        data={"decision": "ship", "variant": "treatment", "rationale": "take rate +7%"},
-    )
+    values = {"decision": "ship", "variant": "treatment", "rationale": "take rate +7%"}
+    asked = editor.post("/experiments/ranker-v2/conclude", data=values)
+    assert asked.status_code == 200
+    assert "Conclude ranker-v2: ship treatment?" in asked.text
+    assert svc.get_experiment(session, "ranker-v2").status == "running"
+    done = editor.post("/experiments/ranker-v2/conclude", data={**values, "confirm": "yes"})
     assert done.status_code == 303
     experiment = svc.get_experiment(session, "ranker-v2")
     assert (experiment.status, experiment.decision_variant) == ("concluded", "treatment")
-    assert 'id="promote"' in client.get("/experiments/ranker-v2").text
+    assert experiment.decided_by == "editor@example.com"
+    page = editor.get("/experiments/ranker-v2").text
+    assert 'id="promote"' not in page  # promoting needs an admin
 
 
-def test_unknown_experiment_is_a_404_page(client: Any) -> None:
+def test_unknown_experiment_is_a_404_page(editor: Any) -> None:
     for path in ("/experiments/nope", "/experiments/nope/report", "/experiments/nope/report.html"):
-        response = client.get(path)
+        response = editor.get(path)
         assert response.status_code == 404
         assert response.mimetype == "text/html"
         assert "experiment &#39;nope&#39; does not exist" in response.text
@@ -347,10 +369,10 @@ def test_unknown_experiment_is_a_404_page(client: Any) -> None:
 # -------------------------------------------------------------------------- report
 
 
-def test_draft_has_no_report_yet(client: Any, session: Session, now: datetime) -> None:
-    svc.create_experiment(session, validate_spec(spec_document()), now=now)
+def test_draft_has_no_report_yet(editor: Any, session: Session, now: datetime) -> None:
+    svc.create_experiment(session, validate_spec(spec_document()), actor="test", now=now)
     session.commit()
-    response = client.get("/experiments/ranker-v2/report")
+    response = editor.get("/experiments/ranker-v2/report")
     assert response.status_code == 409
     assert "is a draft" in response.text
     assert 'href="/experiments/ranker-v2"' in response.text
@@ -360,9 +382,9 @@ def _snapshots(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(AnalysisSnapshot)) or 0
 
 
-def test_report_page(client: Any, session: Session, settings: Settings) -> None:
+def test_report_page(editor: Any, session: Session, settings: Settings) -> None:
     running_with_data(session, settings)
-    response = client.get("/experiments/ranker-v2/report")
+    response = editor.get("/experiments/ranker-v2/report")
     assert response.status_code == 200
     page = parse_page(response.text)
     assert "Ranker v2 against v1" in page.root.find_all("h1")[0].text
@@ -373,23 +395,25 @@ def test_report_page(client: Any, session: Session, settings: Settings) -> None:
     figure_source = page.get("chart-metric-take_rate-data")
     assert '"x":[' in figure_source.text
     assert '<script src="/static/plotly.min.js"></script>' in response.text
+    assert '<script src="/static/report.js"></script>' in response.text
     assert "https://" not in response.text
     assert "ranker_b" in page.get("variants").text
     ml = page.get("section-ml").text
     assert "ranker_auc" in ml
-    # The computed snapshot was committed; a second visit reuses it, ?refresh=1 adds one.
+    # Visits only read; the POST button adds a snapshot, and a GET with ?refresh=1 does not.
     assert _snapshots(session) == 1
-    client.get("/experiments/ranker-v2/report")
+    editor.get("/experiments/ranker-v2/report?refresh=1")
     assert _snapshots(session) == 1
-    assert client.get("/experiments/ranker-v2/report?refresh=1").status_code == 200
+    refreshed = editor.post("/experiments/ranker-v2/report/refresh")
+    assert refreshed.status_code == 303
     assert _snapshots(session) == 2
 
 
 def test_report_export_downloads_a_self_contained_file(
-    client: Any, session: Session, settings: Settings
+    editor: Any, session: Session, settings: Settings
 ) -> None:
     running_with_data(session, settings)
-    response = client.get("/experiments/ranker-v2/report.html")
+    response = editor.get("/experiments/ranker-v2/report.html")
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     assert response.headers["Content-Disposition"] == 'attachment; filename="ranker-v2-report.html"'
@@ -397,16 +421,16 @@ def test_report_export_downloads_a_self_contained_file(
     assert plotly_js_path().read_text()[:500] in response.text
 
 
-def test_plotly_js_is_served_from_the_installed_package(client: Any) -> None:
-    with client.get("/static/plotly.min.js") as response:
+def test_plotly_js_is_served_from_the_installed_package(editor: Any) -> None:
+    with editor.get("/static/plotly.min.js") as response:
         assert response.status_code == 200
         assert response.mimetype == "text/javascript"
         assert response.data == Path(plotly_js_path()).read_bytes()
         assert re.search(rb"plotly\.js v\d+\.\d+", response.data[:300])
         etag = response.headers["ETag"]
-    with client.get("/static/plotly.min.js", headers={"If-None-Match": etag}) as cached:
+    with editor.get("/static/plotly.min.js", headers={"If-None-Match": etag}) as cached:
         assert cached.status_code == 304
-    with client.get("/static/xp.css") as css:
+    with editor.get("/static/xp.css") as css:
         assert css.status_code == 200
         assert css.mimetype == "text/css"
 
@@ -415,13 +439,22 @@ def test_plotly_js_is_served_from_the_installed_package(client: Any) -> None:
 
 
 @pytest.fixture
-def csrf_client(settings: Settings, session: Session) -> Any:
-    from tests.conftest import _NonClosingSession
+def csrf_client(settings: Settings, session: Session, make_user: Any) -> Any:
+    from tests.conftest import PASSWORD, _NonClosingSession
     from web import create_app
 
     app = create_app(settings, TESTING=True)  # CSRF protection left on
     app.extensions["xp_sessions"] = lambda: _NonClosingSession(session)
-    return app.test_client()
+    client = app.test_client()
+    email = make_user("editor")
+    without_token = client.post("/login", data={"email": email, "password": PASSWORD})
+    assert without_token.status_code == 400  # the login form is protected too
+    token = parse_page(client.get("/login").text).root.find_all("input", name="csrf_token")
+    signed = client.post(
+        "/login", data={"email": email, "password": PASSWORD, "csrf_token": token[0].attrs["value"]}
+    )
+    assert signed.status_code == 303
+    return client
 
 
 def test_forms_are_protected_against_csrf(csrf_client: Any, session: Session) -> None:
@@ -436,8 +469,10 @@ def test_forms_are_protected_against_csrf(csrf_client: Any, session: Session) ->
     accepted = csrf_client.post("/experiments/new", data=form_data(csrf_token=token))
     assert accepted.status_code == 303
 
-    assert csrf_client.post("/experiments/search-v3/start").status_code == 400
+    refused = csrf_client.post("/experiments/search-v3/start", data={"confirm": "yes"})
+    assert refused.status_code == 400
     assert svc.get_experiment(session, "search-v3").status == "draft"
+    assert csrf_client.post("/logout").status_code == 400  # signing out is a protected POST
 
 
 def test_the_api_is_exempt_from_csrf(
