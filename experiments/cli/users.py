@@ -14,11 +14,15 @@ def users() -> None:
     """Web UI accounts and their roles."""
 
 
+def _has_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         # The first line of standard input, without its newline (scripts, CI secrets).
         return sys.stdin.readline().rstrip("\r\n")
-    if not sys.stdin.isatty():
+    if not _has_terminal():
         fail("no terminal to ask for the password: pipe it with --password-stdin", 2)
     password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     return password
