@@ -232,7 +232,10 @@ def test_lift_over_time_draws_each_day_with_its_interval_band() -> None:
     ]
     assert list(bands[1].y) == [0.15, 0.12, 0.02, 0.01]
     assert all(b.fill == "toself" for b in bands)
-    assert fig.layout.meta == {"metric": "take_rate", "scale": "relative"}
+    assert {k: fig.layout.meta[k] for k in ("metric", "scale")} == {
+        "metric": "take_rate",
+        "scale": "relative",
+    }
     assert fig.layout.yaxis.tickformat == ".1%"
     assert "95% CI" in fig.layout.yaxis.title.text
     assert [(s.y0, s.y1) for s in fig.layout.shapes] == [(0, 0)]  # the no-change line
@@ -293,3 +296,52 @@ def test_charts_module_imports_no_web_or_database_code() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_over_time_axes_are_whole_days_even_with_one_day_of_data() -> None:
+    report = _with_timeseries()
+    series = report["timeseries"]
+    series["days"] = series["days"][:1]
+    series["units"] = {v: c[:1] for v, c in series["units"].items()}
+    series["cumulative_units"] = {v: c[:1] for v, c in series["cumulative_units"].items()}
+    for per_variant in series["metrics"].values():
+        for values in per_variant.values():
+            for name in list(values):
+                values[name] = values[name][:1]
+    for fig in (lift_over_time_figure(report), traffic_figure(report)):
+        assert fig is not None
+        axis = fig.layout.xaxis
+        assert axis.type == "date"
+        assert axis.dtick == 86_400_000  # one tick a day: never hours or milliseconds
+        assert axis.tickformat == "%b %-d"
+        assert list(axis.range) == ["2026-02-28T12:00:00", "2026-03-01T12:00:00"]
+    bars = traffic_figure(report).data
+    assert all(b.width[0] == 0.4 * 86_400_000 for b in bars)  # visible, side by side
+
+
+def test_a_wide_first_day_does_not_flatten_the_rest() -> None:
+    report = _with_timeseries()
+    values = report["timeseries"]["metrics"]["take_rate"]["treatment"]
+    values["rel_ci"][0] = [-2.0, 2.4]  # few units on day one: a huge interval
+    fig = lift_over_time_figure(report)
+    assert fig is not None
+    low, high = fig.layout.yaxis.range
+    # The axis fits the informative days (and zero), not day one's band.
+    assert -0.05 < low < 0.0
+    assert 0.2 < high < 0.3
+    assert fig.layout.meta["clipped"] is True
+    caption = fig.layout.annotations[-1].text
+    assert "wider than the axis: they are cut at its edges" in caption
+    assert "95% CI" in caption
+
+
+def test_without_a_wide_band_the_axis_fits_itself_and_says_what_it_shows() -> None:
+    report = _with_timeseries()
+    report["timeseries"]["metrics"]["take_rate"]["treatment"]["rel_ci"][0] = [0.0, 0.25]
+    fig = lift_over_time_figure(report)
+    assert fig is not None
+    assert fig.layout.yaxis.range is None
+    assert fig.layout.meta["clipped"] is False
+    assert fig.layout.annotations[-1].text.startswith(
+        "Cumulative relative lift of take_rate at each day's end (UTC)"
+    )

@@ -280,6 +280,61 @@ def _primary_name(report: Mapping[str, Any], series: Mapping[str, Any]) -> str |
     return None
 
 
+DAY_MS = 86_400_000
+# A day's interval wider than this many times the last day's is "not yet informative":
+# the axis is fitted to the other days, and the wider bands are cut at its edges.
+WIDE_BAND = 3.0
+CAPTION_FONT = {"size": 11, "color": "#57606a"}
+
+
+def day_axis(days: Sequence[str]) -> dict[str, Any]:
+    """A date axis in whole days, readable from the first one.
+
+    Ticks fall on days (never hours or milliseconds, even with one day of
+    data), at most about ten of them, and the range runs half a day past
+    the first and last days so that bars and points are not cut.
+    """
+    from datetime import date, timedelta
+
+    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+    step = max(1, math.ceil(len(days) / 10))
+    return {
+        "type": "date",
+        "tickformat": "%b %-d",
+        "hoverformat": "%Y-%m-%d",
+        "tick0": days[0],
+        "dtick": step * DAY_MS,
+        "range": [f"{(first - timedelta(days=1)).isoformat()}T12:00:00", f"{last}T12:00:00"],
+        "gridcolor": "#eaeef2",
+    }
+
+
+def informative_range(
+    estimates: Sequence[float | None], bands: Sequence[tuple[float | None, float | None]]
+) -> tuple[tuple[float, float] | None, bool]:
+    """The y range that shows every estimate and every informative band.
+
+    Also whether some band (an early, wide one) is cut by that range. A band is informative when it is at most :data:`WIDE_BAND` times as wide as
+    the last defined band (the narrowest, with the most units). Returns
+    ``(None, False)`` when nothing is defined or no band is too wide (the axis
+    then fits itself).
+    """
+    defined = [(lo, hi) for lo, hi in bands if lo is not None and hi is not None]
+    points = [v for v in estimates if v is not None]
+    if not defined or not points:
+        return None, False
+    reference = defined[-1][1] - defined[-1][0]
+    if reference <= 0:
+        return None, False
+    kept = [(lo, hi) for lo, hi in defined if hi - lo <= WIDE_BAND * reference]
+    if len(kept) == len(defined):
+        return None, False
+    low = min([*points, 0.0, *(lo for lo, _ in kept)])
+    high = max([*points, 0.0, *(hi for _, hi in kept)])
+    pad = 0.08 * (high - low or abs(high) or 1.0)
+    return (low - pad, high + pad), True
+
+
 def lift_over_time_figure(report: Mapping[str, Any], metric: str | None = None) -> go.Figure | None:
     """The cumulative lift of a metric (default: the primary) at each day's end.
 
@@ -306,8 +361,12 @@ def lift_over_time_figure(report: Mapping[str, Any], metric: str | None = None) 
     interval = interval_name(str(report.get("method", "fixed")), float(report.get("alpha", 0.05)))
     colors = _variant_colors(report, series)
     fig = go.Figure()
+    all_estimates: list[float | None] = []
+    all_bands: list[tuple[float | None, float | None]] = []
     for variant, values in per_variant.items():
         color = colors.get(variant, VARIANT_COLORS[1])
+        all_estimates += [_finite(v) for v in values.get(key) or []]
+        all_bands += [_bounds(pair) for pair in values.get(ci_key) or []]
         segments = _band_segments(days, values.get(ci_key) or [])
         for i, (seg_days, lows, highs) in enumerate(segments):
             fig.add_trace(
@@ -349,22 +408,49 @@ def lift_over_time_figure(report: Mapping[str, Any], metric: str | None = None) 
         )
     fig.add_hline(y=0, line={"color": "#24292f", "width": 1})
     what = "relative lift" if relative else "difference"
+    y_range, clipped = informative_range(all_estimates, all_bands)
+    caption = f"Cumulative {what} of {name} at each day's end (UTC), with its {interval} as a band."
+    if clipped:
+        caption += (
+            " The first days' intervals, from few units, are wider than the axis: they are cut"
+            " at its edges (hover a point for its whole interval)."
+        )
+    yaxis: dict[str, Any] = {
+        "title": {"text": f"{what} ({interval})", "font": {"size": 12}},
+        "tickformat": ".1%" if relative else "",
+        "zeroline": False,
+        "gridcolor": "#eaeef2",
+    }
+    if y_range is not None:
+        yaxis["range"] = list(y_range)
+    fig.add_annotation(
+        text=caption,
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=-0.3,
+        xanchor="left",
+        yanchor="top",
+        showarrow=False,
+        align="left",
+        font=CAPTION_FONT,
+    )
     fig.update_layout(
         template="none",
-        height=320,
-        margin={"l": 64, "r": 24, "t": 28, "b": 48},
+        height=360,
+        margin={"l": 64, "r": 24, "t": 28, "b": 96},
         font=_LAYOUT_FONT,
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
-        meta={"metric": name, "scale": "relative" if relative else "absolute"},
-        legend={"orientation": "h", "y": 1.12, "x": 0},
-        xaxis={"title": {"text": "day (cumulative to its end, UTC)"}, "gridcolor": "#eaeef2"},
-        yaxis={
-            "title": {"text": f"{what} ({interval})", "font": {"size": 12}},
-            "tickformat": ".1%" if relative else "",
-            "zeroline": False,
-            "gridcolor": "#eaeef2",
+        meta={
+            "metric": name,
+            "scale": "relative" if relative else "absolute",
+            "caption": caption,
+            "clipped": clipped,
         },
+        legend={"orientation": "h", "y": 1.12, "x": 0},
+        xaxis={**day_axis(days), "title": {"text": "day (cumulative to its end, UTC)"}},
+        yaxis=yaxis,
     )
     return fig
 
@@ -382,7 +468,11 @@ def traffic_figure(report: Mapping[str, Any]) -> go.Figure | None:
     cumulative: Mapping[str, Any] = series.get("cumulative_units") or {}
     colors = _variant_colors(report, series)
     fig = go.Figure()
-    for variant, counts in (series.get("units") or {}).items():
+    per_variant_units: Mapping[str, Any] = series.get("units") or {}
+    # Bars on a date axis need an explicit width: with one day of data plotly
+    # would otherwise draw them one millisecond wide.
+    width = 0.8 * DAY_MS * step / max(len(per_variant_units), 1)
+    for variant, counts in per_variant_units.items():
         totals = list(cumulative.get(variant) or [])
         hover = [
             f"<b>{variant}</b> · {day}<br>{format_count(n)} new"
@@ -395,6 +485,7 @@ def traffic_figure(report: Mapping[str, Any]) -> go.Figure | None:
                 y=list(counts),
                 name=variant,
                 marker={"color": colors.get(variant, VARIANT_COLORS[1])},
+                width=[width] * len(days),
                 hovertext=hover,
                 hoverinfo="text",
             )
@@ -410,7 +501,7 @@ def traffic_figure(report: Mapping[str, Any]) -> go.Figure | None:
         plot_bgcolor="rgba(0,0,0,0)",
         meta={"chart": "traffic", "step_days": step},
         legend={"orientation": "h", "y": 1.14, "x": 0},
-        xaxis={"title": {"text": "day (UTC)"}, "gridcolor": "#eaeef2"},
+        xaxis={**day_axis(days), "title": {"text": "day (UTC)"}},
         yaxis={"title": {"text": f"new units per {period}"}, "gridcolor": "#eaeef2"},
     )
     return fig

@@ -77,7 +77,7 @@ def _verdict(status: str | None) -> str:
     return VERDICT_LABELS.get(str(status), str(status or "no analysis yet").replace("_", " "))
 
 
-_FILTERS: dict[str, Callable[..., str]] = {
+_FILTERS: dict[str, Callable[..., Any]] = {
     "pct": lambda v, digits=1: format_percent(v, digits=digits),
     "lift": lambda v: format_percent(v, signed=True),
     "ci_pct": lambda pair: format_interval(pair, percent=True),
