@@ -28,16 +28,20 @@ class Element:
     parent: Element | None = None
     children: list[Element] = field(default_factory=list)
     text_parts: list[str] = field(default_factory=list)
+    # Text and child elements in document order.
+    nodes: list[str | Element] = field(default_factory=list, repr=False)
 
     @property
     def text(self) -> str:
-        """All text inside, whitespace collapsed."""
+        """All text inside, in document order, whitespace collapsed."""
         parts: list[str] = []
 
         def walk(element: Element) -> None:
-            parts.extend(element.text_parts)
-            for child in element.children:
-                walk(child)
+            for node in element.nodes:
+                if isinstance(node, str):
+                    parts.append(node)
+                else:
+                    walk(node)
 
         walk(self)
         return " ".join(" ".join(parts).split())
@@ -67,6 +71,7 @@ class _Builder(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         element = Element(tag, {k: v or "" for k, v in attrs}, self.current)
         self.current.children.append(element)
+        self.current.nodes.append(element)
         if "id" in element.attrs:
             assert element.attrs["id"] not in self.by_id, f"duplicate id {element.attrs['id']}"
             self.by_id[element.attrs["id"]] = element
@@ -82,6 +87,7 @@ class _Builder(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         self.current.text_parts.append(data)
+        self.current.nodes.append(data)
 
 
 @dataclass
