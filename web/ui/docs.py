@@ -28,7 +28,10 @@ def _render(name: str) -> Markup:
     if not path.is_file():
         raise NotFoundError(f"{path} is not here: the docs ship with the repository")
     renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
-    return Markup(renderer.render(path.read_text("utf-8")))  # raw HTML is off: safe
+    html = renderer.render(path.read_text("utf-8"))  # raw HTML is off: safe
+    for page, file in PAGES.items():  # links between the docs lead to their pages here
+        html = html.replace(f'href="{file}', f'href="/docs/{page}')
+    return Markup(html)
 
 
 @bp.get("/docs/spec")
