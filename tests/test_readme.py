@@ -61,7 +61,8 @@ def curl_request(command: str, variables: dict[str, str], port: int) -> httpx.Re
         else:
             assert url is None, f"unexpected argument {arg!r} in {command}"
             url, i = arg, i + 1
-    assert url is not None and url.startswith("localhost:8000/"), url
+    assert url is not None, command
+    assert url.startswith("localhost:8000/"), url
     target = f"http://127.0.0.1:{port}/" + url.split("/", 1)[1]
     return httpx.Request(method, target, headers=headers, content=body)
 

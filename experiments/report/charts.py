@@ -314,10 +314,10 @@ def informative_range(
 ) -> tuple[tuple[float, float] | None, bool]:
     """The y range that shows every estimate and every informative band.
 
-    Also whether some band (an early, wide one) is cut by that range. A band is informative when it is at most :data:`WIDE_BAND` times as wide as
-    the last defined band (the narrowest, with the most units). Returns
-    ``(None, False)`` when nothing is defined or no band is too wide (the axis
-    then fits itself).
+    Also whether some band (an early, wide one) is cut by that range. A band is
+    informative when it is at most :data:`WIDE_BAND` times as wide as the last
+    defined band (the narrowest, with the most units). Returns ``(None, False)``
+    when nothing is defined or no band is too wide (the axis then fits itself).
     """
     defined = [(lo, hi) for lo, hi in bands if lo is not None and hi is not None]
     points = [v for v in estimates if v is not None]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import unquote
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from sqlalchemy import select
