@@ -369,13 +369,16 @@ def lift_over_time_figure(report: Mapping[str, Any], metric: str | None = None) 
         all_bands += [_bounds(pair) for pair in values.get(ci_key) or []]
         segments = _band_segments(days, values.get(ci_key) or [])
         for i, (seg_days, lows, highs) in enumerate(segments):
+            # A band of one day has no width: draw it as a vertical bar instead.
+            lone = len(seg_days) == 1
             fig.add_trace(
                 go.Scatter(
                     x=seg_days + seg_days[::-1],
                     y=highs + lows[::-1],
                     fill="toself",
                     fillcolor=_rgba(color, 0.16),
-                    line={"width": 0},
+                    line={"width": 6 if lone else 0, "color": _rgba(color, 0.3)},
+                    mode="lines",
                     hoverinfo="skip",
                     showlegend=i == 0,
                     legendgroup=variant,
@@ -472,7 +475,7 @@ def traffic_figure(report: Mapping[str, Any]) -> go.Figure | None:
     # Bars on a date axis need an explicit width: with one day of data plotly
     # would otherwise draw them one millisecond wide.
     width = 0.8 * DAY_MS * step / max(len(per_variant_units), 1)
-    for variant, counts in per_variant_units.items():
+    for index, (variant, counts) in enumerate(per_variant_units.items()):
         totals = list(cumulative.get(variant) or [])
         hover = [
             f"<b>{variant}</b> · {day}<br>{format_count(n)} new"
@@ -486,6 +489,8 @@ def traffic_figure(report: Mapping[str, Any]) -> go.Figure | None:
                 name=variant,
                 marker={"color": colors.get(variant, VARIANT_COLORS[1])},
                 width=[width] * len(days),
+                # Side by side around the day (explicit widths need explicit offsets).
+                offset=-0.4 * DAY_MS * step + index * width,
                 hovertext=hover,
                 hoverinfo="text",
             )

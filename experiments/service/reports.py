@@ -3,8 +3,8 @@
 With the recorded decision and whether the snapshot is stale.
 
 A snapshot is stale when data it could include arrived after it: exposures
-received since it was computed, or metric events timestamped after its
-analysis time (both cheap indexed queries, ``storage/catalog.py``).
+or metric events received since it was computed (both cheap indexed queries,
+``storage/catalog.py``).
 """
 
 from __future__ import annotations

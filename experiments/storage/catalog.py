@@ -149,14 +149,15 @@ def has_exposures_since(session: Session, experiment_id: int, since: datetime) -
 def has_events_since(
     session: Session, names: Sequence[str], since: datetime, until: datetime | None = None
 ) -> bool:
-    """Whether an event with one of ``names`` is timestamped after ``since`` (up to ``until``).
+    """Whether an event with one of ``names`` was received after ``since``.
 
-    Uses the ``events.timestamp`` index and stops at the first match, so it is
-    cheap whether or not there is new data.
+    With ``until``, only events timestamped up to it count (a stopped
+    experiment's analysis ends at its stop). Uses the ``events.received_at``
+    index and stops at the first match: it reads only what arrived since.
     """
     if not names:
         return False
-    condition = [Event.timestamp > since, Event.name.in_(list(names))]
+    condition = [Event.received_at > since, Event.name.in_(list(names))]
     if until is not None:
         condition.append(Event.timestamp <= until)
     return bool(session.scalar(select(exists().where(*condition))))

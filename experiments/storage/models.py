@@ -168,6 +168,8 @@ class Event(Base):
         Index("ix_events_unit_id_name_timestamp", "unit_id", "name", "timestamp"),
         # Planning: every event of the last N days.
         Index("ix_events_timestamp", "timestamp"),
+        # "New data since the snapshot": events received after a time.
+        Index("ix_events_received_at", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

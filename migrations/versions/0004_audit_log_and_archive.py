@@ -1,5 +1,5 @@
-"""The audit log; experiments.owner and archived_at; exposures by received_at
-(the "new data since the snapshot" check).
+"""The audit log; experiments.owner and archived_at; exposures and events by
+received_at (the "new data since the snapshot" check).
 
 Revision ID: 0004
 Revises: 0003
@@ -64,9 +64,11 @@ def upgrade() -> None:
             ["experiment_id", "received_at"],
             unique=False,
         )
+    op.create_index("ix_events_received_at", "events", ["received_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_events_received_at", table_name="events")
     with op.batch_alter_table("exposures", schema=None) as batch_op:
         batch_op.drop_index("ix_exposures_experiment_id_received_at")
 
