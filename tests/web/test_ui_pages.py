@@ -589,3 +589,15 @@ def test_the_spec_reference_is_served(viewer: Any) -> None:
     page = viewer.get("/docs/spec")
     assert page.status_code == 200
     assert "window_days" in page.text
+
+
+def test_no_template_has_an_inline_script_or_event_handler() -> None:
+    """Scripts are files under web/static (a CSP without 'unsafe-inline' then allows them)."""
+    from pathlib import Path
+
+    templates = Path(__file__).resolve().parents[2] / "web" / "templates"
+    for path in templates.rglob("*.html"):
+        html = path.read_text()
+        for tag in re.findall(r"<script\b[^>]*>", html):
+            assert "src=" in tag or 'type="application/json"' in tag, f"{path.name}: {tag}"
+        assert not re.search(r"\son[a-z]+\s*=", html), f"{path.name}: inline event handler"
