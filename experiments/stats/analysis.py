@@ -49,7 +49,13 @@ from experiments.stats.results import (
     Report,
     VariantSummary,
 )
-from experiments.stats.spec import AnalysisData, AnalysisSpec, MetricSpec, MLArrays
+from experiments.stats.spec import (
+    AnalysisData,
+    AnalysisHistory,
+    AnalysisSpec,
+    MetricSpec,
+    MLArrays,
+)
 from experiments.stats.srm import check_srm
 from experiments.stats.summaries import Moments
 
@@ -63,7 +69,7 @@ def _validate(spec: AnalysisSpec) -> None:
         raise ValueError("an experiment needs a control and at least one treatment")
     if not 0.0 < spec.alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {spec.alpha}")
-    if not 0.5 <= spec.win_probability < 1.0:
+    if spec.win_probability is not None and not 0.5 <= spec.win_probability < 1.0:
         raise ValueError(f"win_probability must be in [0.5, 1), got {spec.win_probability}")
     names = [m.name for m in spec.metrics]
     if len(set(names)) != len(names):
@@ -369,4 +375,8 @@ def analyze(spec: AnalysisSpec, data: AnalysisData) -> Report:
         ml_divergence=diverges,
         ml_reasons=ml_reasons,
     )
-    return Report(spec.alpha, spec.method, spec.control, srm, results, decision, ctx.planned_n)
+    decision = replace(decision, planned_n=ctx.planned_n)
+    history = spec.history if spec.history is not None else AnalysisHistory()
+    return Report(
+        spec.alpha, spec.method, spec.control, srm, results, decision, ctx.planned_n, history
+    )

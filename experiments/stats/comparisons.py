@@ -166,8 +166,9 @@ def finish_comparison(
     higher = m.higher_is_better
     if spec.method is AnalysisMethod.BAYESIAN and not m.kind.is_ml:
         chance = c.chance_to_beat_control
-        better = chance is not None and chance >= spec.win_probability
-        worse = chance is not None and chance <= 1.0 - spec.win_probability
+        win = spec.win_probability if spec.win_probability is not None else 1 - spec.alpha / 2
+        better = chance is not None and chance >= win
+        worse = chance is not None and chance <= 1.0 - win
         significant = better or worse
         direction = "undefined" if chance is None else "inconclusive"
         direction = "better" if better else "worse" if worse else direction

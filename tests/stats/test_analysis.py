@@ -72,7 +72,9 @@ def test_report_follows_the_json_contract() -> None:
     report = report_to_dict(analyze(*build()))
     json.dumps(report, allow_nan=False)
     assert {"alpha", "method", "control", "srm", "metrics", "decision"} <= set(report)
-    assert set(report["srm"]) == {"observed", "expected", "chi2", "p_value", "detected"}
+    assert set(report["srm"]) == {
+        "observed", "expected", "chi2", "p_value", "p_value_sequential", "detected",
+    }  # fmt: skip
     assert {"status", "variant", "reasons", "ml_divergence"} <= set(report["decision"])
     for name, m in report["metrics"].items():
         assert {"kind", "role", "correction", "variants", "comparisons", "cuped"} <= set(m), name
