@@ -109,8 +109,13 @@ def test_corrections_per_family() -> None:
     secondary = metrics["clicks"]["comparisons"] + metrics["take"]["comparisons"]
     bh = multipletests([c["p_value"] for c in secondary], method="fdr_bh")[1]
     assert [c["p_value_adjusted"] for c in secondary] == pytest.approx(list(bh))
-    for c in metrics["revenue"]["comparisons"] + metrics["auc"]["comparisons"]:
+    for c in metrics["revenue"]["comparisons"]:
         assert c["p_value_adjusted"] == c["p_value"]
+    ml_holm = multipletests([c["p_value"] for c in metrics["auc"]["comparisons"]], method="holm")
+    assert [c["p_value_adjusted"] for c in metrics["auc"]["comparisons"]] == pytest.approx(
+        list(ml_holm[1])
+    )
+    assert metrics["auc"]["correction"] == "holm"
     bonferroni = report_to_dict(analyze(replace(spec, correction=Correction.BONFERRONI), data))
     adjusted = [c["p_value_adjusted"] for c in bonferroni["metrics"]["conv"]["comparisons"]]
     assert adjusted == pytest.approx([min(1.0, 2 * p) for p in primary_raw])
@@ -209,8 +214,9 @@ def test_bayesian_method_adds_posterior_fields() -> None:
     assert c["chance_to_beat_control"] == pytest.approx(ref.chance_to_beat_control)
     assert c["expected_loss"] == pytest.approx(ref.expected_loss)
     assert c["rel_ci"] == pytest.approx(list(ref.rel_ci))
+    # Two treatments: the chance must reach 1 - alpha/(2k) = 0.9875 (or fall to 0.0125).
     assert c["significant"] == (
-        ref.chance_to_beat_control >= 0.95 or ref.chance_to_beat_control <= 0.05
+        ref.chance_to_beat_control >= 0.9875 or ref.chance_to_beat_control <= 0.0125
     )
     assert "chance_to_beat_control" in report["metrics"]["revenue"]["cuped"]["comparisons"][0]
 
@@ -226,6 +232,7 @@ def test_ml_divergence_end_to_end() -> None:
         "control", {"control": 0.5, "treatment": 0.5},
         [MetricSpec("conv", MetricKind.CONVERSION, MetricRole.PRIMARY),
          MetricSpec("auc", MetricKind.AUC, MetricRole.ML)],
+        planned_n=16000,
     )  # fmt: skip
     data = AnalysisData({"control": 8000, "treatment": 8000}, {"conv": moments}, ml={"auc": ml})
     report = report_to_dict(analyze(spec, data))
