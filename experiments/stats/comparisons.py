@@ -244,9 +244,7 @@ def posterior(
     """Posterior summaries of one comparison (Beta model for small conversion counts)."""
     spec = ctx.spec
     if pair is not None and is_beta_model(m.kind, *pair):
-        return beta_posterior(
-            *pair, alpha=alpha, higher_is_better=m.higher_is_better, seed=spec.seed
-        )
+        return beta_posterior(*pair, alpha=alpha, higher_is_better=m.higher_is_better)
     return posterior_of_difference(
         diff, alpha=alpha, prior_sd=spec.prior_sd, higher_is_better=m.higher_is_better
     )

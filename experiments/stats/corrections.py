@@ -49,6 +49,8 @@ def adjust_p_values(
         The adjusted p-values (``None`` where the input was ``None``).
     """
     method = Correction(correction)
+    if not p_values:
+        return []
     index = [i for i, p in enumerate(p_values) if p is not None]
     raw = np.array([p_values[i] for i in index], dtype=float)
     if np.any((raw < 0.0) | (raw > 1.0)) or not np.all(np.isfinite(raw)):

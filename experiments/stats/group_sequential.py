@@ -285,10 +285,21 @@ def design_boundaries(
 
 
 @lru_cache(maxsize=1024)
-def _p_table(information: tuple[float, ...], sides: int, knots: tuple[float, ...]) -> FloatArray:
+def _p_curve(
+    information: tuple[float, ...], sides: int, knots: tuple[float, ...]
+) -> tuple[float, float, interpolate.PchipInterpolator] | None:
+    """``log(level)`` as a function of ``c²`` of the last look's boundary (None: no boundary)."""
     levels = np.unique(np.concatenate([_LEVELS, np.asarray(knots, dtype=float)]))
-    last = [design_boundaries(information, float(a), sides=sides)[-1] for a in levels]
-    return np.array([levels, last], dtype=np.float64)
+    bounds = np.array([design_boundaries(information, float(a), sides=sides)[-1] for a in levels])
+    finite = np.isfinite(bounds)
+    levels, bounds = levels[finite], bounds[finite]
+    if levels.size == 0:
+        return None
+    # Boundaries fall as the level grows: ascending c², anchored at (0, log 1).
+    order = np.argsort(bounds**2, kind="stable")
+    c2 = np.concatenate([[0.0], bounds[order] ** 2])
+    log_level = np.concatenate([[0.0], np.log(levels[order])])
+    return float(c2[-1]), float(log_level[-1]), interpolate.PchipInterpolator(c2, log_level)
 
 
 def design_p_value(
@@ -325,21 +336,15 @@ def design_p_value(
     if score <= 0.0:
         return 1.0
     clean = tuple(sorted({float(k) for k in knots if 0.0 < k < 1.0}))
-    levels, bounds = _p_table(info, sides, clean)
-    finite = np.isfinite(bounds)
-    levels, bounds = levels[finite], bounds[finite]
-    if levels.size == 0:
+    curve = _p_curve(info, sides, clean)
+    if curve is None:
         return 1.0
-    # Boundaries fall as the level grows: interpolate log(level) against c², from (0, log 1).
-    order = np.argsort(bounds**2, kind="stable")
-    c2 = np.concatenate([[0.0], bounds[order] ** 2])
-    log_level = np.concatenate([[0.0], np.log(levels[order])])
+    c2_last, log_last, pchip = curve
     s2 = score * score
-    if s2 >= c2[-1]:
+    if s2 >= c2_last:
         # Beyond the table the normal tail: log p falls by (c² − c²_last)/2.
-        return float(math.exp(log_level[-1] - 0.5 * (s2 - c2[-1])))
-    curve = interpolate.PchipInterpolator(c2, log_level)
-    return min(1.0, math.exp(float(curve(s2))))
+        return float(math.exp(log_last - 0.5 * (s2 - c2_last)))
+    return min(1.0, math.exp(float(pchip(s2))))
 
 
 def design_power(

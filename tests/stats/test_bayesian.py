@@ -209,25 +209,32 @@ def _conversions(successes: int, n: int) -> Moments:
     return Moments.from_values(np.r_[np.ones(successes), np.zeros(n - successes)])
 
 
-def test_few_conversions_use_the_beta_model_with_seeded_draws() -> None:
+def test_few_conversions_use_the_beta_model_by_quadrature() -> None:
     control, treatment = _conversions(12, 800), _conversions(25, 820)
     kwargs = {"alpha": 0.05, "prior_sd": 0.3, "kind": MetricKind.CONVERSION}
-    first = bayesian_compare(control, treatment, seed=42, **kwargs)  # type: ignore[arg-type]
-    again = bayesian_compare(control, treatment, seed=42, **kwargs)  # type: ignore[arg-type]
-    other = bayesian_compare(control, treatment, seed=43, **kwargs)  # type: ignore[arg-type]
-    assert first == again
-    assert first != other
-    assert first == bayesian_compare_beta(12, 800, 25, 820, alpha=0.05, seed=42)
-    # P(p_t > p_c) for independent Betas by quadrature.
+    first = bayesian_compare(control, treatment, **kwargs)  # type: ignore[arg-type]
+    assert first == bayesian_compare(control, treatment, **kwargs)  # type: ignore[arg-type]
+    assert first == bayesian_compare_beta(12, 800, 25, 820, alpha=0.05)
+    assert first.reason is not None
+    assert "Beta(1, 1)" in first.reason
+    # P(p_t > p_c), E[max(0, p_c - p_t)] and the quantiles of p_t - p_c by independent means.
     post_c, post_t = stats.beta(13, 789), stats.beta(26, 796)
     exact, _ = integrate.quad(lambda x: post_c.pdf(x) * post_t.sf(x), 0, 0.2, points=[0.015])
-    tolerance = 4 * math.sqrt(exact * (1 - exact) / 100_000)
-    assert first.chance_to_beat_control == pytest.approx(exact, abs=tolerance)
-    assert first.abs_diff_mean == pytest.approx(post_t.mean() - post_c.mean(), abs=2e-4)
+    assert first.chance_to_beat_control == pytest.approx(exact, abs=1e-5)
+    loss, _ = integrate.dblquad(
+        lambda t, c: (c - t) * post_c.pdf(c) * post_t.pdf(t), 0, 0.1, 0, lambda c: c
+    )
+    assert first.expected_loss == pytest.approx(loss, rel=1e-3)
+    assert first.abs_diff_mean == pytest.approx(post_t.mean() - post_c.mean(), rel=1e-12)
+    for end, q in zip(first.abs_ci, (0.025, 0.975), strict=True):  # type: ignore[arg-type]
+        cdf, _ = integrate.quad(
+            lambda x, end=end: post_c.pdf(x) * post_t.cdf(x + end), 0, 0.1, limit=200
+        )
+        assert cdf == pytest.approx(q, abs=2e-5)
 
 
 def test_beta_and_normal_models_agree_for_large_counts() -> None:
-    beta = bayesian_compare_beta(600, 6000, 672, 6000, alpha=0.05, seed=1)
+    beta = bayesian_compare_beta(600, 6000, 672, 6000, alpha=0.05)
     normal = bayesian_compare(
         _conversions(600, 6000),
         _conversions(672, 6000),
@@ -247,7 +254,7 @@ def test_thirty_successes_switch_to_the_normal_model() -> None:
     at_30 = bayesian_compare(_conversions(30, 900), _conversions(40, 900), **kwargs)  # type: ignore[arg-type]
     at_29 = bayesian_compare(_conversions(29, 900), _conversions(40, 900), **kwargs)  # type: ignore[arg-type]
     assert at_30.abs_diff_mean == pytest.approx(10 / 900, rel=1e-12)  # exact: no draws
-    assert at_29.abs_diff_mean != pytest.approx(11 / 900, rel=1e-6)  # Beta posterior means
+    assert at_29.abs_diff_mean == pytest.approx(41 / 902 - 30 / 902)  # Beta posterior means
 
 
 @pytest.mark.parametrize(
@@ -290,7 +297,7 @@ def test_zero_denominator_ratio_is_a_reason_not_nan() -> None:
         (lambda: bayesian_compare_difference(1, 0.01, 1, 1, alpha=1.5, prior_sd=0.3), "alpha"),
         (lambda: bayesian_compare_difference(1, 0.01, 1, 1, alpha=0.05, prior_sd=-1), "prior_sd"),
         (lambda: bayesian_compare_beta(5, 4, 1, 10, alpha=0.05), "control successes"),
-        (lambda: bayesian_compare_beta(1, 4, 1, 10, alpha=0.05, draws=5), "draws"),
+        (lambda: bayesian_compare_beta(1, 4, 1, 10, alpha=0.05, nodes=5), "nodes"),
         (
             lambda: bayesian_compare(
                 Moments.from_values([1.0, 2]),
@@ -312,7 +319,7 @@ def test_zero_denominator_ratio_is_a_reason_not_nan() -> None:
             "too few columns",
         ),
     ],
-    ids=["alpha", "prior", "successes", "draws", "ml-kind", "columns"],
+    ids=["alpha", "prior", "successes", "nodes", "ml-kind", "columns"],
 )
 def test_bad_input_is_named(call: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):

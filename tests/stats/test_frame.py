@@ -261,7 +261,7 @@ def test_guardrails_directions_and_harm_only(df: pd.DataFrame) -> None:
 def test_ml_metrics_from_predictions_with_clustered_variances(df: pd.DataFrame) -> None:
     rng = np.random.default_rng(8)
     units = df.assign(unit_id=[f"u{i}" for i in range(len(df))])
-    chosen = units.sample(1500, random_state=1)
+    chosen = units.sample(600, random_state=1)
     rows = chosen.loc[chosen.index.repeat(3)]  # three predictions per unit
     sharp = np.where(rows.variant == "treatment", 3.0, 1.0)
     scores = rng.random(len(rows))

@@ -63,7 +63,7 @@ def test_exact_design_spends_all_alpha_and_reuses_given_boundaries() -> None:
     assert looser[-1] < bounds[4]
 
 
-@pytest.mark.parametrize("z", [1.5, 2.0, 2.3, 3.0, 4.0], ids=str)
+@pytest.mark.parametrize("z", [1.5, 2.3, 4.0], ids=str)
 def test_repeated_p_value_inverts_the_boundary(z: float) -> None:
     p = gs.design_p_value(z, TEN, knots=[0.05])
     exact = optimize.brentq(lambda a: gs.design_boundaries(TEN, a)[-1] - z, 1e-9, 0.9)
