@@ -142,15 +142,19 @@ def _predictions(
     frame = predictions[needed].dropna(subset=["label"])
     if frame[[variant_col, unit_col, "score"]].isna().any().any():
         raise ValueError("predictions: variant, unit id and score must not be missing")
-    labels = frame[variant_col].astype(str)
+    labels = frame[variant_col].astype(str).to_numpy(dtype=object)
     unknown = sorted(set(labels) - set(variants))
     if unknown:
         raise ValueError(f"predictions: unknown variant '{unknown[0]}'")
-    unit_ids = frame[unit_col].astype(str)
+    unit_ids = frame[unit_col].astype(str).to_numpy(dtype=object)
     if unit_col in units.columns:
         # A prediction counts for the variant its unit was exposed to (DESIGN.md "prediction").
-        exposed = dict(zip(units[unit_col].astype(str), units["__variant"], strict=False))
-        stray = int((unit_ids.map(exposed) != labels).sum())
+        index = pd.Index(units[unit_col].astype(str).to_numpy(dtype=object))
+        if not index.is_unique:
+            raise ValueError(f"column '{unit_col}' has duplicate unit ids")
+        position = index.get_indexer(unit_ids)
+        exposed = units["__variant"].to_numpy(dtype=object)[np.maximum(position, 0)]
+        stray = int(((position < 0) | (exposed != labels)).sum())
         if stray:
             raise ValueError(
                 f"predictions: {stray} rows belong to units not in the data or exposed to"
@@ -165,7 +169,7 @@ def _predictions(
     by_variant = {
         v: MLArrays(scores[mask], targets[mask], codes[mask])
         for v in variants
-        for mask in [(labels == v).to_numpy()]
+        for mask in [labels == v]
     }
     return {name: by_variant for name in ml}
 

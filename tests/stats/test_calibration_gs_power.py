@@ -81,7 +81,7 @@ def test_group_sequential_power_targets() -> None:
 @pytest.mark.slow
 def test_analyze_frame_takes_the_same_group_sequential_decisions() -> None:
     rng = np.random.default_rng(72)
-    sims, agree_known, agree_alone = 120, 0, 0
+    sims, agree_known, agree_alone = 60, 0, 0
     for _ in range(sims):
         units = {
             v: (rng.random(PER_VARIANT) < r).astype(int)
