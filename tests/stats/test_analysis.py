@@ -324,3 +324,29 @@ def test_analyze_never_crashes_or_returns_nan(
     )
     json.dumps(report, allow_nan=False)
     assert report["decision"]["status"] in {s.value for s in DecisionStatus}
+
+
+@pytest.mark.parametrize("method", list(AnalysisMethod), ids=str)
+def test_harm_only_guardrail_rolls_back_early_under_every_method(method: AnalysisMethod) -> None:
+    rng = np.random.default_rng(12)
+    moments = {"conv": {}, "latency": {}}
+    for v, shift in (("control", 0.0), ("t", 15.0)):
+        moments["conv"][v] = Moments.from_values(rng.binomial(1, 0.1, 2000))
+        moments["latency"][v] = Moments.from_values(rng.normal(200 + shift, 40, 2000))
+    spec = AnalysisSpec(
+        "control", {"control": 0.5, "t": 0.5},
+        [MetricSpec("conv", MetricKind.CONVERSION, MetricRole.PRIMARY),
+         MetricSpec("latency", MetricKind.MEAN, MetricRole.GUARDRAIL, higher_is_better=False)],
+        method=method, planned_n=40000,
+    )  # fmt: skip
+    report = analyze(spec, AnalysisData({"control": 2000, "t": 2000}, moments))
+    comparison = report.metrics["latency"].comparisons[0]
+    assert comparison.guardrail_status == "harmed"
+    assert report.decision.status is DecisionStatus.ROLLBACK
+    assert "harm-only guardrail" in report.decision.rule
+    # The same data with a small harm is not harmed, and that never blocks anything.
+    small = {**moments, "latency": {v: Moments.from_values(rng.normal(200, 40, 2000))
+                                    for v in ("control", "t")}}  # fmt: skip
+    calm = analyze(spec, AnalysisData({"control": 2000, "t": 2000}, small))
+    assert calm.metrics["latency"].comparisons[0].guardrail_status == "not_harmed"
+    assert calm.decision.status is DecisionStatus.KEEP_RUNNING
