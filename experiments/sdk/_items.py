@@ -14,8 +14,10 @@ Exposures logged by ``assign`` are queued as bare tuples
 fields come from the validated config and the already checked unit id, so the
 caller's thread builds nothing else; the sender gives them their id (128
 random bits in hex: the server keys exposures by experiment and unit, the id
-only names the item) and ISO timestamp, and writes their JSON text directly
-(:func:`encode_batch`).
+only names the item) and ISO timestamp, to the millisecond (events count
+from a unit's exposure minus a clock-skew tolerance of a minute: finer is
+not needed, and consecutive exposures then share one formatted timestamp),
+and writes their JSON text directly (:func:`encode_batch`).
 
 The rules mirror DESIGN.md "Domain words" (and ``experiments/domain.py``,
 which the SDK does not import so that it depends on nothing but the
@@ -69,28 +71,6 @@ def new_ids(count: int) -> list[str]:
         h = raw[start : start + 32]
         ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{nibble[h[16]]}{h[17:20]}-{h[20:]}")
     return ids
-
-
-class _UtcFormatter:
-    """ISO 8601 UTC text of Unix times, the date part formatted once per second."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
-
-    def __call__(self, at: float) -> str:
-        second = math.floor(at)
-        micros = round((at - second) * 1_000_000)
-        if micros == 1_000_000:
-            second, micros = second + 1, 0
-        if second != self._second:
-            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            self._second = second
-        return f"{self._prefix}.{micros:06d}+00:00"
-
-
-format_unix_time = _UtcFormatter()
-"""Format a Unix time as ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` (sender thread only)."""
 
 
 def _invalid(kind: str, message: str) -> InvalidItemError:
@@ -224,7 +204,7 @@ def exposure_document(item: tuple[Any, ...]) -> Item:
         "unit_id": unit_id,
         "experiment": experiment,
         "variant": variant,
-        "timestamp": format_unix_time(at),
+        "timestamp": _millisecond_text(int(at * 1000)),
     }
 
 
@@ -233,17 +213,34 @@ def item_document(item: Any) -> Item:
     return exposure_document(item) if type(item) is tuple else dict(item)
 
 
-_JSON_TEXT_CACHE: dict[str, str] = {}
+_MIDDLES: dict[tuple[str, str], str] = {}
 
 
-def _json_text(value: str) -> str:
-    """JSON string literal of a config key (experiment, variant), cached."""
-    text = _JSON_TEXT_CACHE.get(value)
-    if text is None:
-        if len(_JSON_TEXT_CACHE) > 10_000:
-            _JSON_TEXT_CACHE.clear()
-        text = _JSON_TEXT_CACHE[value] = encode_basestring_ascii(value)
+def _middle(experiment: str, variant: str) -> str:
+    """The JSON text between an exposure's unit id and its timestamp value, cached."""
+    if len(_MIDDLES) > 10_000:
+        _MIDDLES.clear()
+    text = _MIDDLES[(experiment, variant)] = (
+        f',"experiment":{encode_basestring_ascii(experiment)},'
+        f'"variant":{encode_basestring_ascii(variant)},"timestamp":"'
+    )
     return text
+
+
+_SECONDS: dict[int, str] = {}
+
+
+def _millisecond_text(ms: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.fff000+00:00`` of a Unix time in milliseconds."""
+    second, fraction = divmod(ms, 1000)
+    prefix = _SECONDS.get(second)
+    if prefix is None:
+        if len(_SECONDS) > 1000:
+            _SECONDS.clear()
+        prefix = _SECONDS[second] = datetime.fromtimestamp(second, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S."
+        )
+    return f"{prefix}{fraction:03d}000+00:00"
 
 
 def encode_batch(kind: str, items: Sequence[Any]) -> tuple[list[str], list[InvalidItemError]]:
@@ -263,15 +260,19 @@ def encode_batch(kind: str, items: Sequence[Any]) -> tuple[list[str], list[Inval
     fast = sum(1 for item in items if type(item) is tuple)
     raw = os.urandom(16 * fast).hex() if fast else ""
     at_id = 0
-    when = format_unix_time
     escape = encode_basestring_ascii
+    middles = _MIDDLES
+    last_ms, stamp = -1, ""
     for item in items:
         if type(item) is tuple:
             experiment, unit_id, variant, at = item
+            ms = int(at * 1000)
+            if ms != last_ms:  # consecutive exposures mostly share their millisecond
+                last_ms, stamp = ms, _millisecond_text(ms)
+            middle = middles.get((experiment, variant)) or _middle(experiment, variant)
             texts.append(
-                f'{{"exposure_id":"{raw[at_id : at_id + 32]}","unit_id":{escape(unit_id)},'
-                f'"experiment":{_json_text(experiment)},"variant":{_json_text(variant)},'
-                f'"timestamp":"{when(at)}"}}'
+                f'{{"exposure_id":"{raw[at_id : at_id + 32]}","unit_id":{escape(unit_id)}'
+                f'{middle}{stamp}"}}'
             )
             at_id += 32
             continue
