@@ -148,7 +148,8 @@ def bench_assign(units: list[str], runs: int) -> tuple[list[float], list[float],
         assert client.flush(timeout=120), "flush timed out"
         total_times.append(time.perf_counter() - began)
         stats = client.stats()
-        assert stats.dropped == 0 and stats.rejected == 0, stats
+        assert stats.dropped == 0, stats
+        assert stats.rejected == 0, stats
         assert stats.sent == len(units), f"delivered {stats.sent} != enqueued {len(units)}"
         delivered += stats.sent
         enqueued += len(units)
@@ -238,7 +239,7 @@ def main() -> None:
         print(f"Client.assign() = {ratio:.2f}× GrowthBook run() (target ≥ 6×): {verdict}")
         spread = [calls / t / gb_rate for t in loop_times]
         print(
-            f"  per-run ratios against the GrowthBook median: "
+            "  per-run ratios against the GrowthBook median: "
             + ", ".join(f"{r:.2f}" for r in spread)
         )
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from experiments.domain import ApiScope
 from experiments.errors import FieldProblem, InvalidInputError
-from experiments.storage import queries
+from experiments.service import key_cache
 from experiments.storage.models import ApiKey
 
 KEY_PREFIX = "xp_"
@@ -52,7 +52,7 @@ def authenticate(session: Session, token: str) -> ApiKey | None:
     """The active key matching ``token``, or None."""
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         return None
-    return queries.find_api_key(session, hash_key(token))
+    return key_cache.find_key(session, hash_key(token))
 
 
 def has_scope(key: ApiKey, needed: ApiScope) -> bool:
