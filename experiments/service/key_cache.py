@@ -35,7 +35,9 @@ def find_key(session: Session, key_hash: str) -> ApiKey | None:
             _version = version
         if key_hash in _keys:
             return _keys[key_hash]
-    key = queries.find_api_key(session, key_hash)
+    found = queries.find_api_key(session, key_hash)
+    # A copy owned by no session: the request's teardown rollback cannot expire it.
+    key = None if found is None else queries.detached_api_key(found)
     if not has_uncommitted_change(session):
         with _lock:
             if version == _version:
