@@ -29,6 +29,7 @@ contain NUL characters``); any problem rejects the whole batch.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -254,13 +255,23 @@ def validate_body(kind: str, body: bytes, settings: Settings) -> list[Any]:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise _problem("", f"the request body is not valid JSON: {exc}") from None
+        # orjson refuses numbers beyond a double; the standard library reads them as
+        # infinities, which the models then name by item and field.
+        try:
+            document = json.loads(body, parse_constant=_refuse_constant)
+        except ValueError:
+            raise _problem("", f"the request body is not valid JSON: {exc}") from None
     return validate_items(kind, _envelope(kind, document), settings)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 # -- hardening -------------------------------------------------------------------------
 
 _BIG_EXPONENT = re.compile(rb"[0-9][eE][+-]?[0-9]{3,}")
+_NOT_FINITE = f"numbers must be finite, at most {DOUBLE_MAX:g} in magnitude"
 
 
 def _json_depth(value: Any) -> int:
@@ -312,7 +323,7 @@ def properties_problem(raw: bytes, settings: Settings) -> str | None:
         decoded = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if "infinity" in str(exc):
-            return f"numbers must be finite, at most {DOUBLE_MAX:g} in magnitude"
+            return _NOT_FINITE
         return f"is not valid JSON ({exc})"
     if suspicious_depth and _json_depth(decoded) > settings.max_properties_depth:
         return f"nests deeper than {settings.max_properties_depth} levels"
@@ -378,11 +389,15 @@ def check_items(
                 problems.append(FieldProblem(f"{kind}[{index}].timestamp", message))
         if texts is not None:
             properties = item.properties
+            message = None
             if isinstance(properties, msgspec.Raw):
                 raw = bytes(properties)
             else:
-                raw = orjson.dumps(properties)
-            message = properties_problem(raw, settings)
+                try:  # strict: an infinity must not turn into null on the way
+                    raw = json.dumps(properties, allow_nan=False, separators=(",", ":")).encode()
+                except ValueError:
+                    raw, message = b"{}", _NOT_FINITE
+            message = message or properties_problem(raw, settings)
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
