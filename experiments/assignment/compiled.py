@@ -122,6 +122,28 @@ def compile_experiment(
     hashes_holdout = holdout_buckets > 0
     single = len(assigned) == 1
 
+    if (
+        forced_fields is None
+        and not hashes_holdout
+        and targeting is None
+        and layer_prefix is None
+        and traffic_all
+        and not single
+    ):
+        # The common shape (everyone in, no forced units, no holdout, no
+        # targeting, no layer): one hash, one search, one tuple.
+        def evaluate_everyone(
+            unit_id: str,
+            unit: bytes,
+            attributes: Mapping[str, Any] | None,
+            cache: dict[bytes, int] | None,
+        ) -> Assignment:
+            return new(
+                cls, assigned[bisect_right(boundaries, digest(variant_prefix + unit) % BUCKETS)]
+            )
+
+        return evaluate_everyone
+
     def evaluate(
         unit_id: str,
         unit: bytes,

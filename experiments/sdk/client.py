@@ -81,7 +81,7 @@ class Client:
         on_error: Callable[[SdkError], None] | None = None,
         refresh_interval: float = 30.0,
         wait_for_config: bool = True,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         flush_interval: float = 1000.0,
         capacity: int = 100_000,
         max_retries: int = 10,
@@ -108,7 +108,9 @@ class Client:
             wait_for_config: Fetch the config before returning (one attempt,
                 at most ``timeout`` seconds); if False the refresher fetches it
                 in the background and ``assign`` falls back until it arrives.
-            batch_size: Items per request; a full batch is sent at once.
+            batch_size: Items per request; a full batch is sent at once. 2,000 by
+                default: per-request costs then weigh little per item, and a batch
+                of small items stays far below the server's 10,000-item and 5 MB limits.
             flush_interval: Milliseconds after which a partial batch is sent.
             capacity: Most items queued at once, beyond which the newest is dropped.
             max_retries: Retries of a transient failure before dropping a batch.
@@ -185,7 +187,12 @@ class Client:
                     self._warn_no_config()
                 assignment = evaluate(snapshot, key, unit_id, attributes)
             if log_exposure and assignment.in_experiment:
-                self._expose(key, unit_id, assignment.variant)
+                # _expose()'s first step inlined: a unit already exposed costs one lookup.
+                seen_key = (key, unit_id, assignment.variant)
+                if seen_key not in self._seen:
+                    self._expose_new(seen_key)
+                else:
+                    self._refresh_seen(seen_key)
             return assignment
         except Exception as exc:  # boundary: never raise into the host application
             self._fail("assign", exc)
@@ -218,26 +225,34 @@ class Client:
             return {}
 
     def _expose(self, experiment: str, unit_id: str, variant: Any) -> None:
-        """Queue the first exposure of (experiment, unit, variant) while it is remembered.
+        """Queue the first exposure of (experiment, unit, variant) while it is remembered."""
+        seen_key = (experiment, unit_id, variant)
+        if seen_key not in self._seen:
+            self._expose_new(seen_key)
+        else:
+            self._refresh_seen(seen_key)
+
+    def _refresh_seen(self, seen_key: tuple[str, str, Any]) -> None:
+        try:  # noqa: SIM105 (contextlib.suppress costs ~10x on this hot path)
+            self._seen.move_to_end(seen_key)
+        except KeyError:  # evicted by another thread meanwhile
+            pass
+
+    def _expose_new(self, seen_key: tuple[str, str, Any]) -> None:
+        """Remember and queue a new exposure.
 
         No lock: each ``OrderedDict`` operation is atomic under the GIL; two
         threads assigning the same new unit at the same instant may both
         queue its exposure, which the server stores once (first exposure wins).
         """
         seen = self._seen
-        seen_key = (experiment, unit_id, variant)
-        if seen_key in seen:
-            try:  # noqa: SIM105 (contextlib.suppress costs ~10x on this hot path)
-                seen.move_to_end(seen_key)
-            except KeyError:  # evicted by another thread meanwhile
-                pass
-            return
         seen[seen_key] = None
         if len(seen) > self._exposure_cache_size:
             try:  # noqa: SIM105 (contextlib.suppress costs ~10x on this hot path)
                 seen.popitem(last=False)
             except KeyError:  # emptied by another thread meanwhile
                 pass
+        experiment, unit_id, variant = seen_key
         # The tuple is exposure_tuple()'s form, built inline: one call less per assign.
         if not self._worker.offer_exposure((experiment, unit_id, variant, _now())):
             seen.pop(seen_key, None)  # not queued: let the next assign try again
