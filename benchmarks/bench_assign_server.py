@@ -149,6 +149,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="run gunicorn's gthread worker with this many threads instead of `xp serve`",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -169,17 +175,14 @@ def main() -> None:
     run_cli(env, "experiments", "apply", str(spec))
     run_cli(env, "experiments", "start", "bench-assign")
     key = run_cli(env, "keys", "create", "--scope", "ingest").strip().splitlines()[-1]
+    command = [sys.executable, "-m", "experiments.cli", "serve", "--port", str(port)]
+    command += ["--workers", str(args.workers)]
+    if args.threads:
+        command = [str(Path(sys.executable).parent / "gunicorn"), "-k", "gthread"]
+        command += ["--threads", str(args.threads), "-w", str(args.workers)]
+        command += ["-b", f"127.0.0.1:{port}", "web:create_app()"]
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "experiments.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-        ],
+        command,
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -202,7 +205,8 @@ def main() -> None:
             f'wrk.headers["Authorization"] = "Bearer {key}"\n'
             'wrk.headers["Content-Type"] = "application/json"\n' + LUA
         )
-        print(f"database: {engine.dialect.name}; xp serve --workers {args.workers}; wrk -t2 -c8")
+        how = f"gthread x {args.threads} threads" if args.threads else "xp serve"
+        print(f"database: {engine.dialect.name}; {how}, {args.workers} workers; wrk -t2 -c8")
         print(f"load average before: {os.getloadavg()}")
         wrk(f"{base}/healthz", healthz_lua, 2, [])  # warm-up
         wrk(f"{base}/api/v1/assign", assign_lua, 2, [], prefix="warm")
