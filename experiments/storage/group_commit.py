@@ -12,6 +12,11 @@ only after its rows are committed (or with the error that stopped them).
 
 The writer is started on first use in each process (a forked worker starts
 its own) and uses its own session from the worker's session factory.
+
+PostgreSQL needs none of this: concurrent transactions that commit together
+share their WAL flushes already, so :meth:`GroupCommitter.commit_with` writes
+there with one statement in the request's own transaction. SQLite has one
+writer at a time, and each commit flushes alone: there the rounds pay.
 """
 
 from __future__ import annotations
@@ -43,10 +48,33 @@ class _Request:
 class GroupCommitter:
     """One writer thread per process that commits the rows of concurrent requests together."""
 
-    def __init__(self, sessions: Callable[[], Session]) -> None:
-        """Args: sessions: makes the writer's sessions (the worker's session factory)."""
+    def __init__(self, sessions: Callable[[], Session], *, grouped: bool = True) -> None:
+        """Create the committer (its thread starts on first use).
+
+        Args:
+            sessions: Makes the writer's sessions (the worker's session factory).
+            grouped: Share commits across requests (SQLite); if False,
+                :meth:`commit_with` writes in the request's transaction.
+        """
         self._sessions = sessions
+        self._grouped = grouped
         self._init_process_state()
+
+    def commit_with(
+        self,
+        session: Session,
+        target: _Target,
+        rows: Sequence[Sequence[Any]],
+        *,
+        received_at: datetime,
+    ) -> None:
+        """End the request's unit of work with ``rows`` written: durable when this returns."""
+        if not self._grouped:
+            insert_ignoring_duplicates(session, target, rows, received_at=received_at)
+            session.commit()
+            return
+        session.commit()  # the request's reads end here; its rows go in the next round
+        self.insert(target, rows, received_at=received_at)
 
     def _init_process_state(self) -> None:
         self._pid = os.getpid()

@@ -47,7 +47,9 @@ def assign() -> Response:
         settings=settings(),
         now=now,
     )
-    session.commit()  # ends the read transaction (nothing else was written)
-    # First exposures are committed, with those of concurrent requests, before we answer.
-    current_app.extensions["xp_group_commit"].insert(EXPOSURES, exposures, received_at=now)
+    # First exposures are committed (on SQLite with those of concurrent requests) before
+    # we answer.
+    current_app.extensions["xp_group_commit"].commit_with(
+        session, EXPOSURES, exposures, received_at=now
+    )
     return json_response({"assignments": {k: assignment_document(a) for k, a in result.items()}})
