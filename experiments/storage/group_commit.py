@@ -68,16 +68,31 @@ class GroupCommitter:
         *,
         received_at: datetime,
     ) -> None:
-        """End the request's unit of work with ``rows`` written: durable when this returns."""
-        if not self._grouped:
-            insert_ignoring_duplicates(session, target, rows, received_at=received_at)
-            session.commit()
-            return
-        session.commit()  # the request's reads end here; its rows go in the next round
-        self.insert(target, rows, received_at=received_at)
+        """End the request's unit of work with ``rows`` written: durable when this returns.
+
+        Alone in the process (a sync worker, or a quiet moment), a request
+        writes in its own transaction; while others are committing, it joins
+        the next shared round.
+        """
+        self._ensure_process()
+        with self._count_lock:
+            alone = self._committing == 0
+            self._committing += 1
+        try:
+            if not self._grouped or alone or not rows:
+                insert_ignoring_duplicates(session, target, rows, received_at=received_at)
+                session.commit()
+                return
+            session.commit()  # the request's reads end here; its rows go in the next round
+            self.insert(target, rows, received_at=received_at)
+        finally:
+            with self._count_lock:
+                self._committing -= 1
 
     def _init_process_state(self) -> None:
         self._pid = os.getpid()
+        self._count_lock = threading.Lock()
+        self._committing = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._pending: list[_Request] = []
@@ -95,10 +110,7 @@ class GroupCommitter:
         if not rows:
             return
         request = _Request(target, rows, received_at)
-        if self._pid != os.getpid():  # first use after a fork: the parent's thread is not ours
-            with _FORK_GUARD:
-                if self._pid != os.getpid():
-                    self._init_process_state()
+        self._ensure_process()
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -110,6 +122,12 @@ class GroupCommitter:
         request.done.wait()
         if request.error is not None:
             raise request.error
+
+    def _ensure_process(self) -> None:
+        if self._pid != os.getpid():  # first use after a fork: the parent's thread is not ours
+            with _FORK_GUARD:
+                if self._pid != os.getpid():
+                    self._init_process_state()
 
     def _run(self) -> None:
         while True:
