@@ -217,6 +217,10 @@ def main() -> None:
     assert all_client.flush(timeout=120)
     all_stats = all_client.stats()
     assert all_stats.dropped == 0, all_stats
+    quiet_times = [
+        time_loop(lambda: [all_client.assign_all(u, log_exposure=False) for u in some])
+        for _ in range(runs)
+    ]
     all_client.close()
 
     tracker = new_client(ONE, threaded=False, capacity=calls + 1)
@@ -247,9 +251,14 @@ def main() -> None:
     row("one XXH64 call (xxh64_intdigest)", median_rate(hash_times, calls))
     row("Client.track()", median_rate(track_times, calls))
     all_us = statistics.median(all_times) / len(some) * 1e6
+    quiet_us = statistics.median(quiet_times) / len(some) * 1e6
     print(
-        f"\nassign_all() over 20 experiments: {all_us:.2f} µs per call (target ≤ 20 µs): "
-        + ("met" if all_us <= 20 else "MISSED")
+        f"\nassign_all() over 20 experiments, new unit (~12 exposures queued): {all_us:.2f} µs"
+        f" per call (target ≤ 20 µs): " + ("met" if all_us <= 20 else "MISSED")
+    )
+    print(
+        f"assign_all() over 20 experiments, log_exposure=False: {quiet_us:.2f} µs per call"
+        " (target ≤ 20 µs): " + ("met" if quiet_us <= 20 else "MISSED")
     )
     print(f"exposures delivered {delivered:,} == enqueued {enqueued:,}: {delivered == enqueued}")
     print(f"assign_all exposures sent {all_stats.sent:,}, dropped {all_stats.dropped}")
