@@ -332,6 +332,11 @@ def properties_problem(raw: bytes, settings: Settings) -> str | None:
     return None
 
 
+def may_hold_big_numbers(body: bytes) -> bool:
+    """Whether any number of ``body`` might lie beyond a double (one scan of the body)."""
+    return _BIG_EXPONENT.search(body) is not None
+
+
 def _time_problem(value: datetime, latest: datetime, settings: Settings) -> str | None:
     offset = value.utcoffset()
     if offset is None:
@@ -352,6 +357,7 @@ def check_items(
     now: datetime,
     *,
     may_hold_nul: bool = True,
+    may_hold_big_numbers: bool = True,
 ) -> list[str] | None:
     r"""Apply the hardening rules to validated items; returns the ``properties`` texts.
 
@@ -362,6 +368,8 @@ def check_items(
         now: The request's clock (for the future bound).
         may_hold_nul: False when the body holds no ``\\u0000`` at all, which
             rules NUL out everywhere without looking.
+        may_hold_big_numbers: False when the body holds no number with a
+            three-digit exponent (:func:`may_hold_big_numbers`).
 
     Returns:
         For events, the JSON text of each item's ``properties`` (what is
@@ -374,6 +382,8 @@ def check_items(
     latest = now + timedelta(seconds=settings.max_future_seconds)
     text_fields = _KINDS[kind][2]
     texts: list[str] | None = [] if kind == "events" else None
+    max_bytes, max_depth = settings.max_properties_bytes, settings.max_properties_depth
+    low, high = -MAX_OFFSET, MAX_OFFSET
     for index, item in enumerate(items):
         if may_hold_nul:
             for name in text_fields:
@@ -384,20 +394,32 @@ def check_items(
                     )
         timestamp = item.timestamp
         if timestamp is not None:
-            message = _time_problem(timestamp, latest, settings)
-            if message:
-                problems.append(FieldProblem(f"{kind}[{index}].timestamp", message))
+            offset = timestamp.utcoffset()
+            # One chained test for the usual case; the message only when it fails.
+            if offset is None or not (low <= offset <= high and EARLIEST <= timestamp <= latest):
+                message = _time_problem(timestamp, latest, settings)
+                if message:
+                    problems.append(FieldProblem(f"{kind}[{index}].timestamp", message))
         if texts is not None:
             properties = item.properties
             message = None
             if isinstance(properties, msgspec.Raw):
                 raw = bytes(properties)
+                # The byte tests of properties_problem, inline for the usual case.
+                if not (
+                    len(raw) <= max_bytes
+                    and raw[0] == 0x7B  # "{"
+                    and raw.count(b"{") + raw.count(b"[") <= max_depth
+                    and not (may_hold_nul and b"\\u0000" in raw)
+                    and not (may_hold_big_numbers and _BIG_EXPONENT.search(raw))
+                ):
+                    message = properties_problem(raw, settings)
             else:
                 try:  # strict: an infinity must not turn into null on the way
                     raw = json.dumps(properties, allow_nan=False, separators=(",", ":")).encode()
                 except ValueError:
                     raw, message = b"{}", _NOT_FINITE
-            message = message or properties_problem(raw, settings)
+                message = message or properties_problem(raw, settings)
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:

@@ -25,6 +25,7 @@ from experiments.service.batches import (
     LabelIn,
     PredictionIn,
     check_items,
+    may_hold_big_numbers,
     validate_body,
     validate_items,
 )
@@ -73,7 +74,14 @@ def _validated(
     if isinstance(batch, bytes | bytearray | memoryview):
         body = bytes(batch)
         items = validate_body(kind, body, settings)
-        texts = check_items(kind, items, settings, now, may_hold_nul=b"\\u0000" in body)
+        texts = check_items(
+            kind,
+            items,
+            settings,
+            now,
+            may_hold_nul=b"\\u0000" in body,
+            may_hold_big_numbers=may_hold_big_numbers(body),
+        )
     else:
         items = validate_items(kind, batch, settings)
         texts = check_items(kind, items, settings, now)
