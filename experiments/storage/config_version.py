@@ -20,7 +20,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session
 
 from experiments.storage.models import ApiKey, ConfigVersion, Experiment, Layer, Metric, Variant
@@ -31,14 +31,38 @@ _UNCOMMITTED = "xp_config_changed"
 
 
 def read_config_version(session: Session) -> int:
-    """The current version (read once per session transaction, then remembered)."""
+    """The current version (read once per session transaction, then remembered).
+
+    On SQLite, a session that has not begun a transaction reads the row on a
+    pooled connection in autocommit instead: xp's SQLite transactions take the
+    write lock at BEGIN, and a request that only checks its caches must not
+    queue behind a writer's disk flush for it.
+    """
     cached = session.info.get(_SESSION_KEY)
     if cached is not None:
         return int(cached)
-    version = session.execute(select(ConfigVersion.version).where(ConfigVersion.id == 1)).scalar()
-    value = int(version or 0)
+    bind = session.get_bind()
+    # Only a session on an engine: one bound to a connection (tests) sees that
+    # connection's uncommitted rows, which another connection would not.
+    if isinstance(bind, Engine) and bind.dialect.name == "sqlite" and not session.in_transaction():
+        value = _read_autocommit_sqlite(bind)
+    else:
+        version = session.execute(
+            select(ConfigVersion.version).where(ConfigVersion.id == 1)
+        ).scalar()
+        value = int(version or 0)
     session.info[_SESSION_KEY] = value
     return value
+
+
+def _read_autocommit_sqlite(engine: Engine) -> int:
+    raw = engine.raw_connection()
+    try:
+        # pysqlite runs with isolation_level=None (engine.py): no BEGIN, no lock.
+        row = raw.cursor().execute("SELECT version FROM config_version WHERE id = 1").fetchone()
+    finally:
+        raw.close()
+    return int(row[0]) if row else 0
 
 
 def bump_config_version(session: Session) -> None:
