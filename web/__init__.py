@@ -29,9 +29,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["xp_engine"] = engine
     app.extensions["xp_sessions"] = make_session_factory(engine)
     # Resolved at call time: tests swap the session factory after create_app.
-    app.extensions["xp_group_commit"] = GroupCommitter(
-        lambda: app.extensions["xp_sessions"](), grouped=engine.dialect.name == "sqlite"
-    )
+    app.extensions["xp_group_commit"] = GroupCommitter(lambda: app.extensions["xp_sessions"]())
 
     from web import db, errors
     from web.api import bp as api_bp

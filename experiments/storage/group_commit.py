@@ -13,10 +13,12 @@ only after its rows are committed (or with the error that stopped them).
 The writer is started on first use in each process (a forked worker starts
 its own) and uses its own session from the worker's session factory.
 
-PostgreSQL needs none of this: concurrent transactions that commit together
-share their WAL flushes already, so :meth:`GroupCommitter.commit_with` writes
-there with one statement in the request's own transaction. SQLite has one
-writer at a time, and each commit flushes alone: there the rounds pay.
+A request alone in its process (a sync worker, a quiet moment) skips the
+hand-over and writes in its own transaction (:meth:`GroupCommitter.commit_with`).
+SQLite gains most (one writer at a time, each commit flushing alone);
+PostgreSQL shares WAL flushes between concurrent commits by itself, and still
+gains the round trips of the transactions it no longer opens
+(``benchmarks/bench_assign_server.py``).
 """
 
 from __future__ import annotations
