@@ -59,6 +59,7 @@ class AnalysisMethod(StrEnum):
 
     FIXED = "fixed"
     SEQUENTIAL = "sequential"
+    GROUP_SEQUENTIAL = "group_sequential"
     BAYESIAN = "bayesian"
 
 
@@ -86,6 +87,7 @@ class DecisionStatus(StrEnum):
     KEEP_RUNNING = "keep_running"
     NO_EFFECT = "no_effect"
     INVALID = "invalid"
+    WAITING = "waiting"
 
 
 class ConclusionDecision(StrEnum):

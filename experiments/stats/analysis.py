@@ -2,19 +2,22 @@
 
 Input is what SQL (or :mod:`experiments.stats.frame`) computed: exposed units per
 variant, a :class:`Moments` per metric and variant, and prediction arrays for ML
-metrics. The steps:
+metrics; and what earlier looks left (``spec.history`` on the server,
+``spec.looks`` in a notebook). The steps:
 
-1. sample-ratio mismatch (:mod:`.srm`);
-2. per business metric and treatment, the raw difference (:mod:`.frequentist`,
+1. sample-ratio mismatch (:mod:`.srm`: the chi-square, and the sequential
+   multinomial test when ``spec.sequential_srm``);
+2. the planned sample: ``spec.planned_n`` (frozen by the service), else the
+   plan (:mod:`.planning`) from the primary metric's moments pooled over all
+   variants without their labels (blinded), with the CUPED variance reduction;
+3. per business metric and treatment, the raw difference (:mod:`.frequentist`,
    and :mod:`.cuped` on adjusted values when a covariate exists), read through
-   the experiment's method: fixed-horizon intervals, always-valid intervals
-   (:mod:`.sequential`) or posterior summaries (:mod:`.bayesian`);
-3. ML metrics per variant (:mod:`.ml_metrics` on arrays, :mod:`.ml_summaries` on
-   what SQL summarised), compared as independent samples;
-4. corrections per family (:mod:`.corrections`): the spec's correction across the
+   the experiment's method (:mod:`.comparisons`);
+4. ML metrics per variant (:mod:`.ml_comparisons`), compared as independent samples;
+5. corrections per family (:mod:`.corrections`): the spec's correction across the
    treatments on the primary metric, Benjamini–Hochberg across secondary
-   metrics × treatments, none for guardrails (one-sided non-inferiority) and ML;
-5. the decision (:mod:`.decision`).
+   metrics × treatments, Holm across ML metrics × treatments, none for guardrails;
+6. the decision (:mod:`.decision`) and the history this look leaves (:mod:`.looks`).
 """
 
 from __future__ import annotations
@@ -29,19 +32,18 @@ from experiments.stats.comparisons import (
     MethodContext,
     PendingComparison,
     finish_comparison,
-    interval_or_none,
     read_difference,
 )
 from experiments.stats.corrections import adjust_p_values
 from experiments.stats.cuped import CupedFit, compare_adjusted, fit_cuped
-from experiments.stats.decision import decide, detect_ml_divergence, plan_units
-from experiments.stats.ml_metrics import (
-    MLEstimate,
-    compare_ml_metric,
-    compute_ml_metric,
-    is_lower_better,
-)
-from experiments.stats.ml_summaries import MLSummary, ScoreHistogram, estimate_from_summary
+from experiments.stats.decision import Rules, assess_ml, decide, kept_verdict
+from experiments.stats.group_sequential import design_boundaries
+from experiments.stats.looks import earlier_looks, next_history, reuses_boundaries
+from experiments.stats.ml_comparisons import ml_results
+from experiments.stats.ml_metrics import is_lower_better
+from experiments.stats.ml_summaries import MLSummary
+from experiments.stats.planning import plan_units
+from experiments.stats.power import Baseline
 from experiments.stats.results import (
     Comparison,
     CupedResult,
@@ -49,11 +51,27 @@ from experiments.stats.results import (
     Report,
     VariantSummary,
 )
-from experiments.stats.spec import AnalysisData, AnalysisSpec, MetricSpec, MLArrays
+from experiments.stats.sequential import boundary_z
+from experiments.stats.spec import (
+    AnalysisData,
+    AnalysisHistory,
+    AnalysisSpec,
+    Look,
+    MetricSpec,
+    MLArrays,
+)
 from experiments.stats.srm import check_srm
 from experiments.stats.summaries import Moments
 
-__all__ = ["AnalysisData", "AnalysisSpec", "MLArrays", "MLSummary", "MetricSpec", "analyze"]
+__all__ = [
+    "AnalysisData",
+    "AnalysisHistory",
+    "AnalysisSpec",
+    "MLArrays",
+    "MLSummary",
+    "MetricSpec",
+    "analyze",
+]
 
 
 def _validate(spec: AnalysisSpec) -> None:
@@ -63,8 +81,13 @@ def _validate(spec: AnalysisSpec) -> None:
         raise ValueError("an experiment needs a control and at least one treatment")
     if not 0.0 < spec.alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {spec.alpha}")
-    if not 0.5 <= spec.win_probability < 1.0:
+    if spec.win_probability is not None and not 0.5 <= spec.win_probability < 1.0:
         raise ValueError(f"win_probability must be in [0.5, 1), got {spec.win_probability}")
+    for name, value in (("planned_n", spec.planned_n), ("n_star", spec.n_star)):
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+    if any(n < 0 for n in spec.looks):
+        raise ValueError("looks must be unit counts >= 0")
     names = [m.name for m in spec.metrics]
     if len(set(names)) != len(names):
         raise ValueError("metric names must be unique")
@@ -108,14 +131,6 @@ def _summary(mo: Moments, kind: MetricKind) -> VariantSummary:
     return VariantSummary(mo.n, mo.mean(0), sd, None if sd is None else sd / math.sqrt(mo.n))
 
 
-def _compare(kind: MetricKind, control: Moments, treatment: Moments, alpha: float) -> fq.Difference:
-    if kind is MetricKind.CONVERSION:
-        return fq.compare_proportions(control, treatment, alpha=alpha)
-    if kind is MetricKind.RATIO:
-        return fq.compare_ratios(control, treatment, alpha=alpha)
-    return fq.compare_means(control, treatment, alpha=alpha)
-
-
 @dataclass
 class _MetricWork:
     """A metric's results before correction."""
@@ -148,81 +163,18 @@ def _compare_business(ctx: MethodContext, work: _MetricWork) -> None:
     spec, m = ctx.spec, work.spec
     control = work.moments[spec.control]
     for t in (v for v in spec.weights if v != spec.control):
-        diff = _compare(m.kind, control, work.moments[t], spec.alpha)
+        diff = fq.compare(m.kind, control, work.moments[t], alpha=spec.alpha)
         work.raws.append(read_difference(ctx, m, t, diff, (control, work.moments[t])))
         if work.fit is not None:
             adj = work.adjusted
             diff = compare_adjusted(adj[spec.control], adj[t], work.fit, alpha=spec.alpha)
-            work.cuped_raws.append(read_difference(ctx, m, t, diff, None))
+            work.cuped_raws.append(read_difference(ctx, m, t, diff, None, adjusted=True))
 
 
-def _ml_estimate(
-    spec: AnalysisSpec, m: MetricSpec, given: MLArrays | MLSummary | None
-) -> tuple[MLEstimate, str | None]:
-    """One variant's ML estimate and a note on its approximation (histogram AUC)."""
-    if isinstance(given, MLArrays):
-        if len(given.scores) == 0:
-            return MLEstimate(None, None, None, None, 0, "no predictions with labels"), None
-        estimate = compute_ml_metric(
-            m.kind,
-            given.scores,
-            given.labels,
-            alpha=spec.alpha,
-            threshold=m.threshold,
-            clusters=given.clusters,
-            seed=spec.seed,
-        )
-        return estimate, None
-    if given is None or given.profile.n == 0:
-        return MLEstimate(None, None, None, None, 0, "no predictions with labels"), None
-    result = estimate_from_summary(m.kind, given, alpha=spec.alpha, seed=spec.seed)
-    note = None
-    if isinstance(given, ScoreHistogram) and result.error_bound is not None:
-        note = (
-            f"AUC from a {len(given.positives)}-bin score histogram:"
-            f" within {result.error_bound:.2g} of the exact AUC"
-        )
-    return result.estimate, note
-
-
-def _ml(ctx: MethodContext, m: MetricSpec, data: AnalysisData) -> _MetricWork:
-    spec = ctx.spec
-    given = data.ml.get(m.name, {})
-    estimates, notes = {}, {}
-    for v in spec.weights:
-        estimates[v], notes[v] = _ml_estimate(spec, m, given.get(v))
-    variants = {
-        v: VariantSummary(
-            e.n,
-            e.estimate,
-            std_err=e.std_err,
-            ci=interval_or_none(e.ci_low, e.ci_high),
-            reason="; ".join(r for r in (e.reason, notes[v]) if r) or None,
-        )
-        for v, e in estimates.items()
-    }
-    work = _MetricWork(m, variants, [])
-    base = estimates[spec.control]
-    crit = fq.critical_value(spec.alpha)
-    for t in (v for v in spec.weights if v != spec.control):
-        e = estimates[t]
-        abs_diff, abs_ci, p_value = compare_ml_metric(base, e, alpha=spec.alpha)
-        rel = rel_ci = None
-        if base.estimate is not None and e.estimate is not None:
-            var_c = math.nan if base.std_err is None else base.std_err**2
-            var_t = math.nan if e.std_err is None else e.std_err**2
-            rel, _, rel_ci, _ = fq.relative_lift(base.estimate, var_c, e.estimate, var_t, crit)
-        se = None
-        if base.std_err is not None and e.std_err is not None:
-            se = math.hypot(base.std_err, e.std_err)
-        reason = base.reason or e.reason
-        if reason is None and p_value is None:
-            reason = "standard error of the difference is 0 or undefined"
-        comparison = Comparison(
-            t, abs_diff, abs_ci, rel, rel_ci, p_value, None, False, "undefined", se, reason=reason
-        )
-        work.raws.append(PendingComparison(comparison, None, base.estimate))
-    return work
+def _ml(spec: AnalysisSpec, m: MetricSpec, data: AnalysisData) -> _MetricWork:
+    variants, comparisons = ml_results(spec, m, dict(data.ml.get(m.name, {})))
+    base = variants[spec.control].mean
+    return _MetricWork(m, variants, [PendingComparison(c, None, base) for c in comparisons])
 
 
 def _correct(
@@ -238,19 +190,26 @@ def _correct(
     return out
 
 
-def _planned_n(ctx: MethodContext, work: _MetricWork) -> int | None:
-    spec, m = ctx.spec, work.spec
+def _control_first(spec: AnalysisSpec) -> list[float]:
+    order = [spec.control, *(v for v in spec.weights if v != spec.control)]
+    return [spec.weights[v] for v in order]
+
+
+def _planned_n(spec: AnalysisSpec, work: _MetricWork) -> int | None:
+    """``spec.planned_n``, else the plan from the blinded pooled baseline of the primary."""
     if spec.planned_n is not None:
         return spec.planned_n
-    base = work.variants[spec.control]
-    if base.mean is None or base.std_dev is None:
+    pooled = Moments.empty(next(iter(work.moments.values())).k)
+    for mo in work.moments.values():
+        pooled = mo if pooled.n == 0 else pooled + mo
+    try:
+        base = Baseline.from_moments(pooled, work.spec.kind)
+    except ValueError:
         return None
-    kind = m.kind
-    var = base.mean * (1 - base.mean) if kind is MetricKind.CONVERSION else base.std_dev**2
+    kind, var = base.kind, base.var
     if work.fit is not None and work.fit.variance_reduction is not None:
         var *= max(0.0, 1.0 - work.fit.variance_reduction)
         kind = MetricKind.MEAN if kind is MetricKind.CONVERSION else kind
-    control_first = [spec.control, *(v for v in spec.weights if v != spec.control)]
     return plan_units(
         kind=kind,
         baseline_mean=base.mean,
@@ -258,51 +217,75 @@ def _planned_n(ctx: MethodContext, work: _MetricWork) -> int | None:
         mde=spec.mde,
         alpha=spec.alpha,
         power=spec.power,
-        weights=[spec.weights[v] for v in control_first],
-        sequential=spec.method is AnalysisMethod.SEQUENTIAL,
+        weights=_control_first(spec),
+        method=spec.method,
+        correction=spec.correction,
     )
 
 
+def _look_boundary(ctx: MethodContext) -> float:
+    """The critical ``|z|`` of the primary method at this look (recorded in the history)."""
+    spec = ctx.spec
+    if spec.method is AnalysisMethod.GROUP_SEQUENTIAL:
+        return ctx.design_boundary(spec.alpha)
+    if spec.method is AnalysisMethod.SEQUENTIAL and ctx.n_star is not None:
+        return boundary_z(ctx.n_total, ctx.n_star, spec.alpha)
+    return fq.critical_value(spec.alpha)
+
+
 def analyze(spec: AnalysisSpec, data: AnalysisData) -> Report:
-    """Analyse an experiment from its sufficient statistics.
+    """Analyse an experiment from its sufficient statistics (one look).
 
     Args:
-        spec: variants and weights, metrics with roles, alpha, method, correction...
+        spec: variants and weights, metrics with roles, alpha, method, correction,
+            and what earlier looks left (``history`` or ``looks``).
         data: exposed units, moments per metric and variant, ML prediction arrays.
 
     Returns:
-        The full report; serialise it with :func:`experiments.stats.results.report_to_dict`.
+        The full report, with ``history`` the state to pass to the next look;
+        serialise it with :func:`experiments.stats.results.report_to_dict`.
 
     Raises:
         ValueError: the spec is inconsistent (unknown control, not exactly one
             primary metric, moments with too few columns...).
     """
     _validate(spec)
-    srm = check_srm(data.units, spec.weights)
+    history = spec.history
+    srm = check_srm(
+        data.units,
+        spec.weights,
+        sequential=spec.sequential_srm,
+        previous_p_value=history.srm_p_value if history is not None else None,
+    )
+    n_total = sum(srm.observed.values())
     primary_spec = next(m for m in spec.metrics if m.role is MetricRole.PRIMARY)
-    # The planned sample tunes the sequential mixing, so it is fixed before any test.
+    # The planned sample sets the information and the sequential tuning: fixed before any test.
     works = {primary_spec.name: _prepare(spec, primary_spec, data)}
-    ctx = MethodContext(spec, None)
-    ctx.planned_n = _planned_n(ctx, works[primary_spec.name])
+    planned_n = _planned_n(spec, works[primary_spec.name])
+    ctx = MethodContext(spec, planned_n, n_total)
+    known = earlier_looks(spec, planned_n, ctx.information)
+    if known is not None:
+        ctx.earlier = tuple(look.information for look in known)
+        if reuses_boundaries(spec):
+            ctx.given = tuple(look.boundary_z for look in known)
     for m in spec.metrics:
         if m.kind.is_ml:
             m = replace(m, higher_is_better=not is_lower_better(m.kind))
-            works[m.name] = _ml(ctx, m, data)
+            works[m.name] = _ml(spec, m, data)
         elif m.name not in works:
             works[m.name] = _prepare(spec, m, data)
     for w in works.values():
         if not w.spec.kind.is_ml:
             _compare_business(ctx, w)
 
-    def by_role(role: MetricRole) -> list[_MetricWork]:
-        return [w for w in works.values() if w.spec.role is role]
-
+    families = {
+        MetricRole.PRIMARY: spec.correction,
+        MetricRole.SECONDARY: Correction.BH,
+        MetricRole.ML: Correction.HOLM,
+    }
     adjusted: dict[tuple[str, bool], list[float | None]] = {}
-    for role, correction in (
-        (MetricRole.PRIMARY, spec.correction),
-        (MetricRole.SECONDARY, Correction.BH),
-    ):
-        family = by_role(role)
+    for role, correction in families.items():
+        family = [w for w in works.values() if w.spec.role is role]
         for cuped in (False, True):
             members = [w for w in family if not cuped or w.fit is not None]
             for w, ps in zip(members, _correct(members, correction, cuped), strict=True):
@@ -326,15 +309,11 @@ def analyze(spec: AnalysisSpec, data: AnalysisData) -> Report:
                 finish(w.cuped_raws, True),
                 "; ".join(w.fit.reasons) or None,
             )
-        family_correction = {
-            MetricRole.PRIMARY: spec.correction,
-            MetricRole.SECONDARY: Correction.BH,
-        }.get(m.role, Correction.NONE)
         results[name] = MetricResult(
             name=name,
             kind=m.kind,
             role=m.role,
-            correction=family_correction,
+            correction=families.get(m.role, Correction.NONE),
             higher_is_better=m.higher_is_better,
             variants=w.variants,
             comparisons=finish(w.raws, False),
@@ -351,22 +330,65 @@ def analyze(spec: AnalysisSpec, data: AnalysisData) -> Report:
             adj = primary_work.adjusted
             return compare_adjusted(adj[a], adj[b], primary_work.fit, alpha=spec.alpha)
         mo = primary_work.moments
-        return _compare(primary_spec.kind, mo[a], mo[b], spec.alpha)
+        return fq.compare(primary_spec.kind, mo[a], mo[b], alpha=spec.alpha)
 
-    ml_results = [r for r in results.values() if r.role is MetricRole.ML]
-    diverges, ml_reasons = detect_ml_divergence(
-        primary, ml_results, control=spec.control, alpha=spec.alpha, pairwise=pairwise
+    boundary = _look_boundary(ctx) if n_total > 0 else None
+    rules = Rules(
+        method=spec.method,
+        alpha=spec.alpha,
+        planned_n=planned_n,
+        total=n_total,
+        treatments=ctx.treatments,
+        guardrails=sum(m.role is MetricRole.GUARDRAIL for m in spec.metrics),
+        correction=spec.correction,
+        win_threshold=ctx.win_threshold(),
+        n_star=ctx.n_star,
+        boundary=boundary,
     )
+    ml = [r for r in results.values() if r.role is MetricRole.ML]
+    diverges, ml_reasons, ml_note = assess_ml(primary, ml, control=spec.control)
     decision = decide(
         primary=primary,
         guardrails=[r for r in results.values() if r.role is MetricRole.GUARDRAIL],
         srm=srm,
         units=srm.observed,
         control=spec.control,
-        planned_n=ctx.planned_n,
-        alpha=spec.alpha,
+        rules=rules,
         pairwise=pairwise,
         ml_divergence=diverges,
         ml_reasons=ml_reasons,
+        ml_note=ml_note,
+        kept=history.verdict if history is not None else None,
     )
-    return Report(spec.alpha, spec.method, spec.control, srm, results, decision, ctx.planned_n)
+    earlier = list(known or [])
+    if known is not None and not reuses_boundaries(spec):
+        earlier = _with_boundaries(ctx, earlier)
+    this_look = None
+    if boundary is not None:
+        this_look = Look(n_total, ctx.information, boundary)
+    new_history = next_history(
+        spec,
+        earlier,
+        this_look,
+        ctx.running,
+        srm.p_value_sequential,
+        kept_verdict(decision, rules),
+    )
+    return Report(
+        spec.alpha, spec.method, spec.control, srm, results, decision, planned_n, new_history
+    )
+
+
+def _with_boundaries(ctx: MethodContext, looks: list[Look]) -> list[Look]:
+    """Earlier looks given as unit counts, with the boundaries their design used."""
+    spec = ctx.spec
+    if not looks:
+        return looks
+    if spec.method is AnalysisMethod.GROUP_SEQUENTIAL:
+        info = [look.information for look in looks]
+        bounds = list(design_boundaries(info, spec.alpha))
+    elif spec.method is AnalysisMethod.SEQUENTIAL and ctx.n_star is not None:
+        bounds = [boundary_z(look.n, ctx.n_star, spec.alpha) for look in looks]
+    else:
+        bounds = [fq.critical_value(spec.alpha)] * len(looks)
+    return [replace(look, boundary_z=b) for look, b in zip(looks, bounds, strict=True)]

@@ -2,7 +2,9 @@
 
 Families (DESIGN.md "Multiple comparisons"): the treatments on the primary
 metric (Holm by default), all secondary metrics × treatments (Benjamini–Hochberg,
-exploratory), guardrails one-sided without correction.
+exploratory), the ML metrics × treatments (Holm, for ``ml_divergence``);
+guardrails are one-sided tests without a family correction (non-inferiority at
+α; the harm-only check at α/G, see :mod:`.comparisons`).
 
 * Bonferroni: ``p̃_i = min(1, m·p_i)``.
 * Holm (1979) step-down: with ``p_(1) ≤ … ≤ p_(m)``,
@@ -25,11 +27,13 @@ from experiments.domain import Correction
 
 
 class GuardrailStatus(StrEnum):
-    """Outcome of a guardrail's one-sided non-inferiority test."""
+    """Outcome of a guardrail: non-inferiority with a margin, harm-only check without one."""
 
     NON_INFERIOR = "non_inferior"
     INFERIOR = "inferior"
     INCONCLUSIVE = "inconclusive"
+    HARMED = "harmed"
+    NOT_HARMED = "not_harmed"
 
 
 def adjust_p_values(
@@ -45,6 +49,8 @@ def adjust_p_values(
         The adjusted p-values (``None`` where the input was ``None``).
     """
     method = Correction(correction)
+    if not p_values:
+        return []
     index = [i for i, p in enumerate(p_values) if p is not None]
     raw = np.array([p_values[i] for i in index], dtype=float)
     if np.any((raw < 0.0) | (raw > 1.0)) or not np.all(np.isfinite(raw)):

@@ -165,10 +165,17 @@ def compare_adjusted(
         which = "control" if adj_c is None else "treatment"
         why = "no units" if (control if adj_c is None else treatment).n == 0 else "Σden = 0"
         return Difference(
-            None, None, None, None, None, None, None, None, None, None, n,
+            None, None, None, None, None, None, None, None, None, n,
             reasons=(f"{which} estimate undefined ({why})",),
         )  # fmt: skip
     (mean_c, var_c), (mean_t, var_t) = adj_c, adj_t
+    scale = max(abs(control.shift[0]), abs(treatment.shift[0]))
     if fit.kind is MetricKind.RATIO:
-        return normal_test(mean_c, var_c / control.n, mean_t, var_t / treatment.n, n=n, alpha=alpha)
-    return welch_test(control.n, mean_c, var_c, treatment.n, mean_t, var_t, alpha=alpha)
+        den = abs(control.mean(1)) or 1.0
+        return normal_test(
+            mean_c, var_c / control.n, mean_t, var_t / treatment.n, n=n, alpha=alpha,
+            scale=scale / den,
+        )  # fmt: skip
+    return welch_test(
+        control.n, mean_c, var_c, treatment.n, mean_t, var_t, alpha=alpha, scale=scale
+    )

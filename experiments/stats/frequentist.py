@@ -1,9 +1,10 @@
 """Fixed-horizon tests of treatment − control from sufficient statistics.
 
 Every function returns a :class:`Difference`: the absolute difference, its
-standard error, its interval and two-sided p-value, and the relative lift
-(treatment / control − 1) with its delta-method interval. Undefined numbers
-are ``None`` with a reason, never NaN.
+standard error, its interval and two-sided p-value, the variances of the two
+means, and the sign-safe relative lift ``(treatment − control)/|control|`` with
+its Fieller interval (:mod:`.relative`). Undefined numbers are ``None`` with a
+reason, never NaN.
 
 Methods (DESIGN.md "Statistical engine"):
 
@@ -17,9 +18,10 @@ Methods (DESIGN.md "Statistical engine"):
 * ratio Σnum/Σden — delta method, ``Var(R) ≈ (σ²_num − 2Rσ_num,den + R²σ²_den)
   / (n μ²_den)`` (Deng, Knoblich & Lu 2018, "Applying the delta method in
   metric analytics"), z-test and normal interval;
-* relative lift — delta method on the two independent means,
-  ``Var(m_t/m_c) ≈ v_t/m_c² + m_t² v_c/m_c⁴`` with ``v`` the variance of each
-  mean, interval with the same critical value as the absolute interval.
+* relative lift — ``(m_t − m_c)/|m_c|`` with Fieller's interval from the same
+  per-variant variances and the same critical value as the absolute interval
+  (t with Welch's ν for means, z otherwise), so that it excludes 0 exactly
+  when the absolute interval does (:func:`experiments.stats.relative.relative_lift`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 
 from scipy import special
 
+from experiments.domain import MetricKind
+from experiments.stats.relative import relative_lift
 from experiments.stats.summaries import Moments
 
 Interval = tuple[float, float]
@@ -45,13 +49,15 @@ class Difference:
         std_err: standard error of ``abs_diff`` (unpooled).
         abs_ci: two-sided ``1 − alpha`` interval of ``abs_diff``.
         p_value: two-sided p-value of no difference.
-        rel_lift: ``treatment_mean / control_mean − 1``.
-        rel_std_err: delta-method standard error of ``rel_lift``.
-        rel_ci: two-sided ``1 − alpha`` interval of ``rel_lift``.
+        rel_lift: ``(treatment_mean − control_mean) / |control_mean|``.
+        rel_ci: two-sided ``1 − alpha`` Fieller interval of ``rel_lift``.
         df: Welch degrees of freedom, ``None`` for a normal (z) reference.
         n: units in both variants.
         newcombe_ci: Newcombe hybrid score interval (conversions only).
         reasons: why some of the numbers above are ``None``.
+        var_control: variance of the control mean (squared standard error).
+        var_treatment: variance of the treatment mean.
+        scale: the metric's scale for "control mean is 0 within rounding".
     """
 
     control_mean: float | None
@@ -61,12 +67,14 @@ class Difference:
     abs_ci: Interval | None
     p_value: float | None
     rel_lift: float | None
-    rel_std_err: float | None
     rel_ci: Interval | None
     df: float | None
     n: int
     newcombe_ci: Interval | None = None
     reasons: tuple[str, ...] = ()
+    var_control: float | None = None
+    var_treatment: float | None = None
+    scale: float = 0.0
 
 
 def finite(value: float | None) -> float | None:
@@ -104,40 +112,13 @@ def interval(estimate: float, std_err: float, crit: float) -> Interval | None:
     return (low, high)
 
 
-def relative_lift(
-    mean_c: float, var_mean_c: float, mean_t: float, var_mean_t: float, crit: float
-) -> tuple[float | None, float | None, Interval | None, str | None]:
-    """Relative lift ``m_t/m_c − 1`` with its delta-method standard error and interval.
-
-    ``Var ≈ v_t/m_c² + m_t²·v_c/m_c⁴`` for independent means (Kohavi, Tang & Xu
-    2020, "Trustworthy Online Controlled Experiments", ch. 18).
-
-    Returns:
-        ``(rel_lift, rel_std_err, rel_ci, reason)``; the reason explains a ``None``.
-    """
-    if mean_c == 0.0:
-        return None, None, None, "control mean is 0: relative lift undefined"
-    rel = finite(mean_t / mean_c - 1.0)
-    if rel is None:
-        return None, None, None, "relative lift is not a finite number"
-    se: float | None = None
-    if var_mean_c >= 0.0 and var_mean_t >= 0.0:  # False for NaN
-        # Written as ratios so that a tiny control mean cannot underflow to 0.
-        se = finite(
-            math.hypot(math.sqrt(var_mean_t) / mean_c, (rel + 1.0) * math.sqrt(var_mean_c) / mean_c)
-        )
-    if se is None or se == 0.0:
-        return rel, se, None, "standard error of the relative lift is 0 or undefined"
-    return rel, se, interval(rel, se, crit), None
-
-
 def _empty(n_c: int, n_t: int) -> Difference | None:
     missing = [name for name, n in (("control", n_c), ("treatment", n_t)) if n == 0]
     if not missing:
         return None
     reason = f"no units in {' and '.join(missing)}"
     return Difference(
-        None, None, None, None, None, None, None, None, None, None, n_c + n_t, reasons=(reason,)
+        None, None, None, None, None, None, None, None, None, n_c + n_t, reasons=(reason,)
     )
 
 
@@ -150,11 +131,14 @@ def normal_test(
     n: int,
     alpha: float,
     df: float | None = None,
+    scale: float = 0.0,
 ) -> Difference:
     """Test of two independent estimates from their means and the variances of the means.
 
     ``z = (m_t − m_c)/√(v_c + v_t)`` against N(0, 1), or against t(df) when ``df``
-    is given (Welch). Used by the ratio delta method and by CUPED.
+    is given (Welch). Used by the ratio delta method and by CUPED. ``scale`` is
+    the metric's scale for the zero-control test of :mod:`.relative` (the
+    per-unit standard deviations are always included).
     """
     crit = critical_value(alpha, df)
     diff = mean_t - mean_c
@@ -170,9 +154,10 @@ def normal_test(
     else:
         ci = interval(diff, se, crit)
         p = finite(two_sided_p(diff / se, df))
-    rel, rel_se, rel_ci, rel_reason = relative_lift(mean_c, var_mean_c, mean_t, var_mean_t, crit)
-    if rel_reason and rel is None:
-        reasons.append(rel_reason)
+    scale = max(abs(scale), _unit_sd(var_mean_c, n, 2), _unit_sd(var_mean_t, n, 2))
+    rel = relative_lift(mean_c, var_mean_c, mean_t, var_mean_t, crit, scale=scale, abs_ci=ci)
+    if rel.reason and rel.rel_lift is None:
+        reasons.append(rel.reason)
     return Difference(
         control_mean=finite(mean_c),
         treatment_mean=finite(mean_t),
@@ -180,17 +165,34 @@ def normal_test(
         std_err=se,
         abs_ci=ci,
         p_value=p,
-        rel_lift=rel,
-        rel_std_err=rel_se,
-        rel_ci=rel_ci,
+        rel_lift=rel.rel_lift,
+        rel_ci=rel.rel_ci,
         df=finite(df),
         n=n,
         reasons=tuple(reasons),
+        var_control=finite(var_mean_c),
+        var_treatment=finite(var_mean_t),
+        scale=scale,
     )
 
 
+def _unit_sd(var_mean: float, n: int, share: int) -> float:
+    """Rough per-unit standard deviation behind a variance of a mean (for the scale only)."""
+    if not (math.isfinite(var_mean) and var_mean > 0.0):
+        return 0.0
+    return math.sqrt(var_mean * max(n / share, 1.0))
+
+
 def welch_test(
-    n_c: int, mean_c: float, var_c: float, n_t: int, mean_t: float, var_t: float, *, alpha: float
+    n_c: int,
+    mean_c: float,
+    var_c: float,
+    n_t: int,
+    mean_t: float,
+    var_t: float,
+    *,
+    alpha: float,
+    scale: float = 0.0,
 ) -> Difference:
     """Welch's unequal-variance t-test and interval from per-variant n, mean, ddof-1 variance.
 
@@ -206,7 +208,10 @@ def welch_test(
         # Scaled by a + b so that tiny variances cannot underflow to 0 / 0.
         share_c, share_t = a / (a + b), b / (a + b)
         df = 1.0 / (share_c**2 / (n_c - 1) + share_t**2 / (n_t - 1))
-    return normal_test(mean_c, a, mean_t, b, n=n_c + n_t, alpha=alpha, df=df)
+    sd = math.sqrt(max(var_c, var_t)) if math.isfinite(max(var_c, var_t)) else 0.0
+    return normal_test(
+        mean_c, a, mean_t, b, n=n_c + n_t, alpha=alpha, df=df, scale=max(abs(scale), sd)
+    )
 
 
 def compare_means(
@@ -221,6 +226,7 @@ def compare_means(
         treatment.mean(column) if treatment.n else 0.0,
         treatment.var(column),
         alpha=alpha,
+        scale=max(abs(control.shift[column]), abs(treatment.shift[column])),
     )
 
 
@@ -288,9 +294,9 @@ def compare_proportions(control: Moments, treatment: Moments, *, alpha: float) -
         reasons.append("standard error is 0 (every unit has the same outcome)")
     elif ci is None:
         reasons.append("Wald standard error is 0 (each variant has a rate of 0 or 1)")
-    rel, rel_se, rel_ci, rel_reason = relative_lift(p_c, v_c, p_t, v_t, crit)
-    if rel_reason and rel is None:
-        reasons.append(rel_reason)
+    rel = relative_lift(p_c, v_c, p_t, v_t, crit, scale=1.0 if n_c else 0.0, abs_ci=ci)
+    if rel.reason and rel.rel_lift is None:
+        reasons.append(rel.reason)
     return Difference(
         control_mean=p_c,
         treatment_mean=p_t,
@@ -298,13 +304,15 @@ def compare_proportions(control: Moments, treatment: Moments, *, alpha: float) -
         std_err=se,
         abs_ci=ci,
         p_value=finite(p_value),
-        rel_lift=rel,
-        rel_std_err=rel_se,
-        rel_ci=rel_ci,
+        rel_lift=rel.rel_lift,
+        rel_ci=rel.rel_ci,
         df=None,
         n=n_c + n_t,
         newcombe_ci=newcombe_interval(s_c, n_c, s_t, n_t, alpha),
         reasons=tuple(reasons),
+        var_control=v_c,
+        var_treatment=v_t,
+        scale=1.0,
     )
 
 
@@ -346,7 +354,6 @@ def compare_ratios(control: Moments, treatment: Moments, *, alpha: float) -> Dif
             None,
             None,
             None,
-            None,
             control.n + treatment.n,
             reasons=(f"denominator sum is 0 in {which}: ratio undefined",),
         )
@@ -357,4 +364,22 @@ def compare_ratios(control: Moments, treatment: Moments, *, alpha: float) -> Dif
         v_t if v_t is not None else math.nan,
         n=control.n + treatment.n,
         alpha=alpha,
+        scale=_ratio_scale(control) + _ratio_scale(treatment),
     )
+
+
+def _ratio_scale(m: Moments) -> float:
+    """``|shift_num| / |mean_den|``: the size of the rounding of a ratio's numerator sums."""
+    den = m.mean(1) if m.n else 0.0
+    return abs(m.shift[0]) / abs(den) if den else 0.0
+
+
+def compare(kind: MetricKind, control: Moments, treatment: Moments, *, alpha: float) -> Difference:
+    """The fixed-horizon test of a business metric kind (conversion, count, mean, ratio)."""
+    if kind is MetricKind.CONVERSION:
+        return compare_proportions(control, treatment, alpha=alpha)
+    if kind is MetricKind.RATIO:
+        return compare_ratios(control, treatment, alpha=alpha)
+    if kind.is_ml:
+        raise ValueError(f"compare takes a business metric kind, got {kind.value}")
+    return compare_means(control, treatment, alpha=alpha)

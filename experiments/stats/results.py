@@ -5,13 +5,17 @@ that never replace a contract one: ``std_err``, ``reason``, ``newcombe_ci``
 (conversions), ``guardrail_status`` (guardrails), ``chance_to_beat_control`` and
 ``expected_loss`` (Bayesian), ``std_dev`` / ``ci`` per variant, ``units_needed``, ``planned_n``.
 Undefined numbers are ``None`` (JSON null), never NaN.
+
+The state later looks need (:class:`~experiments.stats.spec.AnalysisHistory`) is
+``Report.history``; it is not part of the report JSON: the service stores it with
+:func:`~experiments.stats.spec.history_to_dict`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from experiments.domain import (
@@ -22,19 +26,40 @@ from experiments.domain import (
     MetricKind,
     MetricRole,
 )
+from experiments.stats.spec import AnalysisHistory, Look, history_from_dict, history_to_dict
+
+__all__ = [
+    "Comparison",
+    "CupedResult",
+    "Decision",
+    "MetricResult",
+    "Report",
+    "SrmResult",
+    "VariantSummary",
+    "history_from_dict",
+    "history_to_dict",
+    "report_to_dict",
+]
 
 Interval = tuple[float, float]
 
 
 @dataclass(frozen=True)
 class SrmResult:
-    """Sample-ratio-mismatch check: observed vs expected units per variant."""
+    """Sample-ratio-mismatch check: observed vs expected units per variant.
+
+    ``chi2`` / ``p_value`` are the chi-square test of this look;
+    ``p_value_sequential`` the always-valid p-value of the sequential multinomial
+    test (None when the analysis is not sequential); ``detected`` uses the latter
+    when it is defined.
+    """
 
     observed: Mapping[str, int]
     expected: Mapping[str, float]
     chi2: float | None
     p_value: float | None
     detected: bool
+    p_value_sequential: float | None = None
 
 
 @dataclass(frozen=True)
@@ -113,13 +138,30 @@ class MetricResult:
 
 @dataclass(frozen=True)
 class Decision:
-    """The verdict (``ship`` / ``rollback`` / ``keep_running`` / ``no_effect`` / ``invalid``)."""
+    """The verdict of an analysis and the rule that produced it (DESIGN.md "Decision").
+
+    Attributes:
+        status: the verdict.
+        variant: the variant shipped or rolled back.
+        reasons: why, in words.
+        ml_divergence: an ML metric significantly favours a variant the primary
+            finds significantly worse (DESIGN.md "ML divergence").
+        units_needed: units still needed to reach ``planned_n`` (keep_running).
+        rule: which rule decided, in words.
+        planned_n: the planned total sample size the rule used.
+        ml_note: "ML better, business not shown" notes, or None.
+        decided_at_n: total units when a kept verdict was taken, or None.
+    """
 
     status: DecisionStatus
     variant: str | None
     reasons: tuple[str, ...]
     ml_divergence: bool
     units_needed: int | None = None
+    rule: str = ""
+    planned_n: int | None = None
+    ml_note: str | None = None
+    decided_at_n: int | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +175,7 @@ class Report:
     metrics: Mapping[str, MetricResult]
     decision: Decision
     planned_n: int | None = None
+    history: AnalysisHistory = field(default_factory=AnalysisHistory)
 
 
 def _num(value: float | None) -> float | None:
@@ -232,6 +275,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "expected": {k: float(v) for k, v in srm.expected.items()},
             "chi2": _num(srm.chi2),
             "p_value": _num(srm.p_value),
+            "p_value_sequential": _num(srm.p_value_sequential),
             "detected": bool(srm.detected),
         },
         "metrics": {name: metric_to_dict(m, report.method) for name, m in report.metrics.items()},
@@ -240,8 +284,23 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "variant": d.variant,
             "reasons": list(d.reasons),
             "ml_divergence": bool(d.ml_divergence),
+            "rule": d.rule,
+            "planned_n": d.planned_n,
+            "ml_note": d.ml_note,
+            "decided_at_n": d.decided_at_n,
             "units_needed": d.units_needed,
         },
         "planned_n": report.planned_n,
     }
+    if report.method is AnalysisMethod.GROUP_SEQUENTIAL:
+        out["looks"] = [look_to_dict(look) for look in report.history.looks]
     return out
+
+
+def look_to_dict(look: Look) -> dict[str, Any]:
+    """JSON form of one look (``boundary_z`` null when no alpha was left to spend)."""
+    return {
+        "n": int(look.n),
+        "information": float(look.information),
+        "boundary_z": _num(look.boundary_z),
+    }

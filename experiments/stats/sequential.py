@@ -25,6 +25,21 @@ standard error ``s`` at ``n`` total units, write ``σ² = n s²`` (so ``s² = σ
 
 and ``p_n ≤ α`` exactly when 0 lies outside ``θ̂ ± half-width_n``.
 
+One-sided (the harm check of a guardrail): mixing over ``λ > 0`` only, with the
+half-normal density ``2·N(0, 1/ρ)``, gives the martingale
+
+    M⁺_n = 2√(r/(n + r)) · exp(z² n / (2(n + r))) · Φ(z √(n/(n + r))),
+
+so ``p⁺_n = min(1, 1/M⁺_n)`` is an always-valid p-value of "no harm" (θ ≤ 0
+against θ > 0, ``z`` signed so that positive is harm): Ville's inequality again.
+
+Running state (Johari et al. 2017, Sec. 4): the reported p-value is the running
+minimum over the looks and the interval the running intersection, so a crossed
+boundary stays crossed. Both are valid because the bound holds simultaneously
+for every look. :func:`update_running` keeps them (an empty intersection, an
+event of probability ≤ α under a constant effect, keeps the end of the earlier
+interval nearest the new one, so the side of 0 it established is kept).
+
 Tuning (Howard et al. 2021, Sec. 3.5): the boundary at a target time
 ``m = n*`` is smallest when ``x = 1 + n*/r`` solves ``x − 1 − log x = 2 log(1/α)``,
 i.e. ``x* = −W₋₁(−α²/e)`` with ``W₋₁`` the lower branch of Lambert's W, so
@@ -39,6 +54,8 @@ import math
 from dataclasses import dataclass
 
 from scipy import special
+
+from experiments.stats.spec import Interval, RunningBound
 
 
 @dataclass(frozen=True)
@@ -167,3 +184,62 @@ def sequential_interval(
     if previous_p_value is not None:
         p_value = min(p_value, previous_p_value)
     return SequentialInterval(estimate - half_width, estimate + half_width, p_value)
+
+
+def one_sided_p_value(z: float, n: int, n_star: int, alpha: float) -> float:
+    """Always-valid one-sided p-value ``min(1, 1/M⁺_n)`` of the half-normal mixture.
+
+    Method: module docstring (half-normal mixture of Howard et al. 2021's
+    exponential supermartingales; Ville's inequality). ``z`` is signed so that a
+    large positive value is evidence against the null (harm, for a guardrail).
+
+    Args:
+        z: the z statistic at this look, signed in the tested direction.
+        n: current total units of the two variants (> 0).
+        n_star: the frozen tuning sample (> 0).
+        alpha: the level the mixture is tuned for, in (0, 1).
+
+    Returns:
+        The p-value in (0, 1].
+    """
+    _check_alpha(alpha)
+    if n <= 0 or n_star <= 0:
+        raise ValueError(f"n and n_star must be > 0, got {n} and {n_star}")
+    if not math.isfinite(z):
+        return 0.0 if z > 0 else 1.0
+    r = mixing_units(n_star, alpha)
+    log_m = (
+        math.log(2.0)
+        + 0.5 * math.log(r / (n + r))
+        + z * z * n / (2.0 * (n + r))
+        + float(special.log_ndtr(z * math.sqrt(n / (n + r))))
+    )
+    return 1.0 if log_m <= 0.0 else math.exp(-log_m)
+
+
+def intersect(previous: Interval | None, current: Interval | None) -> Interval | None:
+    """Running intersection of two intervals (module docstring for an empty one)."""
+    if previous is None:
+        return current
+    if current is None:
+        return previous
+    low, high = max(previous[0], current[0]), min(previous[1], current[1])
+    if low <= high:
+        return (low, high)
+    end = previous[1] if current[0] > previous[1] else previous[0]
+    return (end, end)
+
+
+def update_running(
+    previous: RunningBound | None,
+    p_value: float | None,
+    ci: Interval | None,
+    rel_ci: Interval | None,
+) -> RunningBound:
+    """The running minimum p-value and running intersections after this look."""
+    if previous is None:
+        return RunningBound(p_value, ci, rel_ci)
+    p = p_value if previous.p_value is None else previous.p_value
+    if p_value is not None and previous.p_value is not None:
+        p = min(p_value, previous.p_value)
+    return RunningBound(p, intersect(previous.ci, ci), intersect(previous.rel_ci, rel_ci))

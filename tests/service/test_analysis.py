@@ -45,8 +45,8 @@ def test_no_exposures_yet_gives_a_report_that_says_so(session, settings):
     report = run_analysis(session, "ranker-v2", settings=settings, now=NOW).report
     _no_nan(report)
     assert report["srm"]["observed"] == {"control": 0, "treatment": 0}
-    assert report["decision"]["status"] == "invalid"
-    assert "control 'control' has no exposed units" in report["decision"]["reasons"]
+    assert report["decision"]["status"] == "waiting"
+    assert "no exposed units yet" in report["decision"]["reasons"]
     comparison = report["metrics"]["take_rate"]["comparisons"][0]
     assert comparison["p_value"] is None
     assert comparison["direction"] == "undefined"

@@ -72,7 +72,9 @@ def test_report_follows_the_json_contract() -> None:
     report = report_to_dict(analyze(*build()))
     json.dumps(report, allow_nan=False)
     assert {"alpha", "method", "control", "srm", "metrics", "decision"} <= set(report)
-    assert set(report["srm"]) == {"observed", "expected", "chi2", "p_value", "detected"}
+    assert set(report["srm"]) == {
+        "observed", "expected", "chi2", "p_value", "p_value_sequential", "detected",
+    }  # fmt: skip
     assert {"status", "variant", "reasons", "ml_divergence"} <= set(report["decision"])
     for name, m in report["metrics"].items():
         assert {"kind", "role", "correction", "variants", "comparisons", "cuped"} <= set(m), name
@@ -107,8 +109,13 @@ def test_corrections_per_family() -> None:
     secondary = metrics["clicks"]["comparisons"] + metrics["take"]["comparisons"]
     bh = multipletests([c["p_value"] for c in secondary], method="fdr_bh")[1]
     assert [c["p_value_adjusted"] for c in secondary] == pytest.approx(list(bh))
-    for c in metrics["revenue"]["comparisons"] + metrics["auc"]["comparisons"]:
+    for c in metrics["revenue"]["comparisons"]:
         assert c["p_value_adjusted"] == c["p_value"]
+    ml_holm = multipletests([c["p_value"] for c in metrics["auc"]["comparisons"]], method="holm")
+    assert [c["p_value_adjusted"] for c in metrics["auc"]["comparisons"]] == pytest.approx(
+        list(ml_holm[1])
+    )
+    assert metrics["auc"]["correction"] == "holm"
     bonferroni = report_to_dict(analyze(replace(spec, correction=Correction.BONFERRONI), data))
     adjusted = [c["p_value_adjusted"] for c in bonferroni["metrics"]["conv"]["comparisons"]]
     assert adjusted == pytest.approx([min(1.0, 2 * p) for p in primary_raw])
@@ -207,8 +214,9 @@ def test_bayesian_method_adds_posterior_fields() -> None:
     assert c["chance_to_beat_control"] == pytest.approx(ref.chance_to_beat_control)
     assert c["expected_loss"] == pytest.approx(ref.expected_loss)
     assert c["rel_ci"] == pytest.approx(list(ref.rel_ci))
+    # Two treatments: the chance must reach 1 - alpha/(2k) = 0.9875 (or fall to 0.0125).
     assert c["significant"] == (
-        ref.chance_to_beat_control >= 0.95 or ref.chance_to_beat_control <= 0.05
+        ref.chance_to_beat_control >= 0.9875 or ref.chance_to_beat_control <= 0.0125
     )
     assert "chance_to_beat_control" in report["metrics"]["revenue"]["cuped"]["comparisons"][0]
 
@@ -224,6 +232,7 @@ def test_ml_divergence_end_to_end() -> None:
         "control", {"control": 0.5, "treatment": 0.5},
         [MetricSpec("conv", MetricKind.CONVERSION, MetricRole.PRIMARY),
          MetricSpec("auc", MetricKind.AUC, MetricRole.ML)],
+        planned_n=16000,
     )  # fmt: skip
     data = AnalysisData({"control": 8000, "treatment": 8000}, {"conv": moments}, ml={"auc": ml})
     report = report_to_dict(analyze(spec, data))
@@ -315,3 +324,29 @@ def test_analyze_never_crashes_or_returns_nan(
     )
     json.dumps(report, allow_nan=False)
     assert report["decision"]["status"] in {s.value for s in DecisionStatus}
+
+
+@pytest.mark.parametrize("method", list(AnalysisMethod), ids=str)
+def test_harm_only_guardrail_rolls_back_early_under_every_method(method: AnalysisMethod) -> None:
+    rng = np.random.default_rng(12)
+    moments = {"conv": {}, "latency": {}}
+    for v, shift in (("control", 0.0), ("t", 15.0)):
+        moments["conv"][v] = Moments.from_values(rng.binomial(1, 0.1, 2000))
+        moments["latency"][v] = Moments.from_values(rng.normal(200 + shift, 40, 2000))
+    spec = AnalysisSpec(
+        "control", {"control": 0.5, "t": 0.5},
+        [MetricSpec("conv", MetricKind.CONVERSION, MetricRole.PRIMARY),
+         MetricSpec("latency", MetricKind.MEAN, MetricRole.GUARDRAIL, higher_is_better=False)],
+        method=method, planned_n=40000,
+    )  # fmt: skip
+    report = analyze(spec, AnalysisData({"control": 2000, "t": 2000}, moments))
+    comparison = report.metrics["latency"].comparisons[0]
+    assert comparison.guardrail_status == "harmed"
+    assert report.decision.status is DecisionStatus.ROLLBACK
+    assert "harm-only guardrail" in report.decision.rule
+    # The same data with a small harm is not harmed, and that never blocks anything.
+    small = {**moments, "latency": {v: Moments.from_values(rng.normal(200, 40, 2000))
+                                    for v in ("control", "t")}}  # fmt: skip
+    calm = analyze(spec, AnalysisData({"control": 2000, "t": 2000}, small))
+    assert calm.metrics["latency"].comparisons[0].guardrail_status == "not_harmed"
+    assert calm.decision.status is DecisionStatus.KEEP_RUNNING

@@ -21,7 +21,7 @@ def binary(successes: int, n: int) -> Moments:
 def all_numbers(d: fq.Difference) -> list[float | None]:
     pairs = [d.abs_ci, d.rel_ci, d.newcombe_ci]
     flat = [v for p in pairs if p is not None for v in p]
-    return [d.abs_diff, d.std_err, d.p_value, d.rel_lift, d.rel_std_err, d.df, *flat]
+    return [d.abs_diff, d.std_err, d.p_value, d.rel_lift, d.var_control, d.df, *flat]
 
 
 PROPORTIONS = [(120, 1000, 150, 1000), (3, 40, 9, 35), (501, 5021, 540, 4979), (0, 50, 4, 50)]
@@ -41,15 +41,17 @@ def test_conversion_matches_statsmodels(s_c: int, n_c: int, s_t: int, n_t: int) 
     assert d.abs_diff == pytest.approx(s_t / n_t - s_c / n_c)
 
 
-def test_conversion_relative_lift_delta_method() -> None:
+def test_conversion_relative_lift_fieller() -> None:
     d = fq.compare_proportions(binary(120, 1000), binary(150, 1000), alpha=0.1)
     p_c, p_t = 0.12, 0.15
     v_c, v_t = p_c * (1 - p_c) / 1000, p_t * (1 - p_t) / 1000
-    se = math.sqrt(v_t / p_c**2 + p_t**2 * v_c / p_c**4)
     z = sps.norm.ppf(0.95)
     assert d.rel_lift == pytest.approx(0.25)
-    assert d.rel_std_err == pytest.approx(se)
-    assert d.rel_ci == pytest.approx((0.25 - z * se, 0.25 + z * se))
+    assert (d.var_control, d.var_treatment) == pytest.approx((v_c, v_t))
+    # Fieller: the ratios rho with (p_t - rho p_c)^2 = z^2 (v_t + rho^2 v_c) at the ends.
+    for lift in d.rel_ci:  # type: ignore[union-attr]
+        rho = 1 + lift
+        assert (p_t - rho * p_c) ** 2 == pytest.approx(z**2 * (v_t + rho**2 * v_c))
 
 
 WELCH_CASES = [
@@ -107,8 +109,8 @@ def test_ratio_delta_method_closed_form() -> None:
     assert d.std_err == pytest.approx(se)
     assert d.p_value == pytest.approx(2 * sps.norm.sf(abs(r_t - r_c) / se))
     assert d.abs_ci == pytest.approx((r_t - r_c - 1.959964 * se, r_t - r_c + 1.959964 * se))
-    rel_se = math.sqrt(v_t / r_c**2 + r_t**2 * v_c / r_c**4)
-    assert d.rel_std_err == pytest.approx(rel_se)
+    assert d.rel_lift == pytest.approx((r_t - r_c) / r_c)
+    assert (d.var_control, d.var_treatment) == pytest.approx((v_c, v_t))
 
 
 @pytest.mark.parametrize("kind", ["conversion", "mean", "ratio"], ids=str)
