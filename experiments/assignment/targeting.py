@@ -36,6 +36,7 @@ reported by :func:`validate_targeting` when the experiment is saved.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -182,21 +183,6 @@ def _validate_tree(tree: Any, path: str, depth: int) -> list[FieldProblem]:
     return problems
 
 
-def _compare(op: str, value: Any, operand: Any) -> bool:
-    if not (
-        (_is_number(value) and _is_number(operand))
-        or (isinstance(value, str) and isinstance(operand, str))
-    ):
-        return False
-    if op == "gt":
-        return bool(value > operand)
-    if op == "gte":
-        return bool(value >= operand)
-    if op == "lt":
-        return bool(value < operand)
-    return bool(value <= operand)
-
-
 def _compile_operator(name: str, op: str, operand: Any) -> Predicate:
     if op == "exists":
         return lambda attrs: (attrs.get(name) is not None) is operand
@@ -232,17 +218,57 @@ def _compile_operator(name: str, op: str, operand: Any) -> Predicate:
                 return False
 
         return matches
-    return lambda attrs: (v := attrs.get(name)) is not None and _compare(op, v, operand)
+    compare = _COMPARISONS[op]
+    if isinstance(operand, str):
+        return lambda attrs: isinstance(v := attrs.get(name), str) and compare(v, operand)
+
+    def numeric(attrs: Mapping[str, Any]) -> bool:
+        value = attrs.get(name)
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and bool(compare(value, operand))
+        )
+
+    return numeric
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
 
 
 def _all(predicates: list[Predicate]) -> Predicate:
+    # Unrolled for the usual sizes: a generator per call costs more than the tests.
     if len(predicates) == 1:
         return predicates[0]
-    return lambda attrs: all(p(attrs) for p in predicates)
+    if len(predicates) == 2:
+        first, second = predicates
+        return lambda attrs: first(attrs) and second(attrs)
+    if len(predicates) == 3:
+        first, second, third = predicates
+        return lambda attrs: first(attrs) and second(attrs) and third(attrs)
+
+    def every(attrs: Mapping[str, Any]) -> bool:
+        for predicate in predicates:  # noqa: SIM110 (a loop: no generator per call)
+            if not predicate(attrs):
+                return False
+        return True
+
+    return every
 
 
 def _any(predicates: list[Predicate]) -> Predicate:
-    return lambda attrs: any(p(attrs) for p in predicates)
+    def some(attrs: Mapping[str, Any]) -> bool:
+        for predicate in predicates:  # noqa: SIM110 (a loop: no generator per call)
+            if predicate(attrs):
+                return True
+        return False
+
+    return some
 
 
 def _negate(predicate: Predicate) -> Predicate:
