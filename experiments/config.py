@@ -67,6 +67,7 @@ class Settings:
     max_batch_items: int = field(default=10000, metadata={"check": _positive})
     max_body_bytes: int = field(default=5 * 1024 * 1024, metadata={"check": _positive})
     max_properties_bytes: int = field(default=8192, metadata={"check": _positive})
+    max_properties_depth: int = field(default=8, metadata={"check": _positive})
     max_future_seconds: int = field(default=86400, metadata={"check": _non_negative})
     bayes_prior_sd: float = field(default=0.3, metadata={"check": _non_negative})
     bayes_win_probability: float = field(default=0.95, metadata={"check": _probability})

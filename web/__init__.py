@@ -10,6 +10,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from experiments.config import Settings, load_settings
 from experiments.storage.engine import make_engine, make_session_factory
+from experiments.storage.group_commit import GroupCommitter
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -27,6 +28,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     engine = make_engine(settings.database_url)
     app.extensions["xp_engine"] = engine
     app.extensions["xp_sessions"] = make_session_factory(engine)
+    # Resolved at call time: tests swap the session factory after create_app.
+    app.extensions["xp_group_commit"] = GroupCommitter(lambda: app.extensions["xp_sessions"]())
 
     from web import db, errors, permissions
     from web.api import bp as api_bp

@@ -23,6 +23,7 @@ from experiments.assignment.allocation import (
     normalize_ranges,
     share_to_buckets,
 )
+from experiments.assignment.compiled import Evaluator, compile_experiment
 from experiments.assignment.hashing import (
     BUCKETS,
     HASH_VERSION,
@@ -103,13 +104,18 @@ class ExperimentConfig:
 
 @dataclass(frozen=True, slots=True)
 class ConfigSnapshot:
-    """A parsed, validated config snapshot; build it with :func:`parse_config`."""
+    """A parsed, validated config snapshot; build it with :func:`parse_config`.
+
+    ``evaluators`` holds each experiment compiled once into its evaluation
+    closure (:mod:`experiments.assignment.compiled`), in the snapshot's order.
+    """
 
     version: str
     holdout_fraction: float
     holdout_buckets: int
     holdout_prefix: bytes
     experiments: Mapping[str, ExperimentConfig]
+    evaluators: Mapping[str, Evaluator]
 
 
 class _Problems:
@@ -361,10 +367,21 @@ def parse_config(document: Mapping[str, Any]) -> ConfigSnapshot:
         raise ValueError("invalid config: " + "; ".join(str(p) for p in problems.items))
     if not isinstance(version, str) or fraction is None or holdout_salt is None:
         raise ValueError("invalid config")  # unreachable: each of these added a problem
+    holdout_buckets = share_to_buckets(fraction)
+    holdout_prefix = message_prefix(holdout_salt)
+    evaluators = {
+        exp.key: compile_experiment(
+            exp, holdout_prefix=holdout_prefix, holdout_buckets=holdout_buckets
+        )
+        for _, exp in parsed
+    }
     return ConfigSnapshot(
         version=version,
         holdout_fraction=fraction,
-        holdout_buckets=share_to_buckets(fraction),
-        holdout_prefix=message_prefix(holdout_salt),
+        holdout_buckets=holdout_buckets,
+        holdout_prefix=holdout_prefix,
         experiments=MappingProxyType({exp.key: exp for _, exp in parsed}),
+        # A plain dict (typed read-only): ``evaluate`` looks it up on every call,
+        # and a MappingProxyType lookup costs half as much again.
+        evaluators=evaluators,
     )

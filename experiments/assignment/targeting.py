@@ -19,20 +19,28 @@ operator     operand                true when the attribute value ``v``
                                     (numbers with numbers, strings with strings;
                                     mixed types are false)
 ``exists``   bool                   ``exists: true``: present; ``false``: missing
-``regex``    string (a valid re)    is a string and ``re.search`` finds the pattern
+``regex``    string (RE2 syntax)    is a string and RE2 finds the pattern in it
 ===========  =====================  ==============================================
 
 A **missing** attribute (absent, or ``None``) makes every operator false except
 ``exists: false``, ``ne`` and ``not_in``, which are true. Equality is JSON
 equality: booleans never equal numbers (``true != 1``), ``1 == 1.0``.
+
+``regex`` runs on RE2 (``google-re2``), whose automaton matches in time linear
+in the attribute's length whatever the pattern: no pattern can make an
+assignment slow (catastrophic backtracking, e.g. ``(.*.*)*x``, cannot happen).
+RE2 has no backreferences and no lookaround; a pattern RE2 refuses is a problem
+reported by :func:`validate_targeting` when the experiment is saved.
 """
 
 from __future__ import annotations
 
 import math
-import re
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import re2
 
 from experiments.errors import FieldProblem
 
@@ -44,7 +52,34 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 OPERATORS = frozenset({"eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "regex"})
 MAX_DEPTH = 16
 MAX_PATTERN = 1000
-_MISSING: Any = object()
+REGEX_MAX_MEMORY = 1 << 20
+"""Bytes RE2 may use for one compiled pattern; larger automata are refused at save."""
+
+
+def _regex_options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern is a FieldProblem, not a log line
+    options.max_mem = REGEX_MAX_MEMORY
+    return options
+
+
+_REGEX_OPTIONS = _regex_options()
+
+
+def compile_regex(pattern: str) -> Any:
+    """Compile ``pattern`` with RE2 (linear-time matching, bounded memory).
+
+    Raises:
+        ValueError: RE2 refuses the pattern (syntax it lacks, such as
+            backreferences or lookaround, or an automaton over the memory bound).
+    """
+    try:
+        return re2.compile(pattern, _REGEX_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ValueError(str(reason)) from None
 
 
 def _is_number(value: Any) -> bool:
@@ -91,10 +126,12 @@ def _validate_operand(op: str, operand: Any, path: str) -> list[FieldProblem]:
             return [FieldProblem(path, "must be a string")]
         if len(operand) > MAX_PATTERN:
             return [FieldProblem(path, f"must be at most {MAX_PATTERN} characters")]
+        if "\x00" in operand:
+            return [FieldProblem(path, "must not contain NUL characters")]
         try:
-            re.compile(operand)
-        except re.error as exc:
-            return [FieldProblem(path, f"is not a valid regular expression ({exc})")]
+            compile_regex(operand)
+        except ValueError as exc:
+            return [FieldProblem(path, f"is not a valid regular expression for RE2 ({exc})")]
         return []
     return [] if ok else [FieldProblem(path, message)]
 
@@ -146,21 +183,6 @@ def _validate_tree(tree: Any, path: str, depth: int) -> list[FieldProblem]:
     return problems
 
 
-def _compare(op: str, value: Any, operand: Any) -> bool:
-    if not (
-        (_is_number(value) and _is_number(operand))
-        or (isinstance(value, str) and isinstance(operand, str))
-    ):
-        return False
-    if op == "gt":
-        return bool(value > operand)
-    if op == "gte":
-        return bool(value >= operand)
-    if op == "lt":
-        return bool(value < operand)
-    return bool(value <= operand)
-
-
 def _compile_operator(name: str, op: str, operand: Any) -> Predicate:
     if op == "exists":
         return lambda attrs: (attrs.get(name) is not None) is operand
@@ -184,19 +206,69 @@ def _compile_operator(name: str, op: str, operand: Any) -> Predicate:
 
         return member
     if op == "regex":
-        pattern = re.compile(operand)
-        return lambda attrs: isinstance(v := attrs.get(name), str) and bool(pattern.search(v))
-    return lambda attrs: (v := attrs.get(name)) is not None and _compare(op, v, operand)
+        search = compile_regex(operand).search
+
+        def matches(attrs: Mapping[str, Any]) -> bool:
+            value = attrs.get(name)
+            if not isinstance(value, str):
+                return False
+            try:
+                return search(value) is not None
+            except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form for RE2
+                return False
+
+        return matches
+    compare = _COMPARISONS[op]
+    if isinstance(operand, str):
+        return lambda attrs: isinstance(v := attrs.get(name), str) and compare(v, operand)
+
+    def numeric(attrs: Mapping[str, Any]) -> bool:
+        value = attrs.get(name)
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and bool(compare(value, operand))
+        )
+
+    return numeric
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
 
 
 def _all(predicates: list[Predicate]) -> Predicate:
+    # Unrolled for the usual sizes: a generator per call costs more than the tests.
     if len(predicates) == 1:
         return predicates[0]
-    return lambda attrs: all(p(attrs) for p in predicates)
+    if len(predicates) == 2:
+        first, second = predicates
+        return lambda attrs: first(attrs) and second(attrs)
+    if len(predicates) == 3:
+        first, second, third = predicates
+        return lambda attrs: first(attrs) and second(attrs) and third(attrs)
+
+    def every(attrs: Mapping[str, Any]) -> bool:
+        for predicate in predicates:  # noqa: SIM110 (a loop: no generator per call)
+            if not predicate(attrs):
+                return False
+        return True
+
+    return every
 
 
 def _any(predicates: list[Predicate]) -> Predicate:
-    return lambda attrs: any(p(attrs) for p in predicates)
+    def some(attrs: Mapping[str, Any]) -> bool:
+        for predicate in predicates:  # noqa: SIM110 (a loop: no generator per call)
+            if predicate(attrs):
+                return True
+        return False
+
+    return some
 
 
 def _negate(predicate: Predicate) -> Predicate:

@@ -24,15 +24,12 @@ class ConfigCache:
     """Holds the snapshot that ``assign`` reads; replaced atomically on refresh."""
 
     def __init__(self) -> None:
-        self._snapshot: ConfigSnapshot | None = None
+        # A plain attribute, not a property: ``assign`` reads it on every call.
+        # Replacing it is one reference store, atomic for concurrent readers.
+        self.snapshot: ConfigSnapshot | None = None
         self._etag: str | None = None
         # Serialises refreshes (background thread and an explicit refresh()).
         self._lock = threading.Lock()
-
-    @property
-    def snapshot(self) -> ConfigSnapshot | None:
-        """The snapshot in use, or ``None`` before the first successful fetch."""
-        return self._snapshot
 
     @property
     def etag(self) -> str | None:
@@ -55,14 +52,14 @@ class ConfigCache:
                 the snapshot in use is unchanged.
         """
         with self._lock:
-            headers = {"If-None-Match": self._etag} if self._etag and self._snapshot else {}
+            headers = {"If-None-Match": self._etag} if self._etag and self.snapshot else {}
             try:
                 response = transport.send("GET", CONFIG_PATH, headers=headers)
             except httpx.TransportError as exc:
                 raise ConfigFetchError(
                     f"config: request failed ({type(exc).__name__}: {exc})", kind="config"
                 ) from exc
-            if response.status_code == 304 and self._snapshot is not None:
+            if response.status_code == 304 and self.snapshot is not None:
                 return False
             if response.status_code != 200:
                 raise ConfigFetchError(
@@ -76,7 +73,7 @@ class ConfigCache:
                 raise ConfigFetchError(
                     f"config: unusable document ({exc})", kind="config", status_code=200
                 ) from exc
-            self._snapshot = snapshot
+            self.snapshot = snapshot
             self._etag = response.headers.get("ETag")
             return True
 

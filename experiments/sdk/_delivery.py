@@ -18,6 +18,7 @@ Per batch (``POST /api/v1/<kind>`` with ``{"<kind>": [...]}``):
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -29,10 +30,10 @@ from typing import Any
 
 import httpx
 
-from experiments.sdk._items import prepare
+from experiments.sdk._items import encode_batch
 from experiments.sdk._queue import Counters, Item
 from experiments.sdk._transport import Transport
-from experiments.sdk.errors import DeliveryError, InvalidItemError, RejectedItemError, SdkError
+from experiments.sdk.errors import DeliveryError, RejectedItemError, SdkError
 
 logger = logging.getLogger("experiments.sdk")
 
@@ -90,15 +91,12 @@ class Dispatcher:
         self._rng = rng
         self._is_aborted = is_aborted
 
-    def deliver(self, kind: str, items: list[Item]) -> None:
+    def deliver(self, kind: str, items: list[Any]) -> None:
         """Deliver one batch of queued items, splitting and retrying as needed."""
-        payloads: list[Item] = []
-        for item in items:
-            try:
-                payloads.append(prepare(kind, item))
-            except InvalidItemError as exc:
-                self._counters.add(rejected=1)
-                self._report(exc)
+        payloads, invalid = encode_batch(kind, items)
+        for exc in invalid:
+            self._counters.add(rejected=1)
+            self._report(exc)
         stack = [payloads] if payloads else []
         while stack:
             batch = stack.pop()
@@ -118,7 +116,7 @@ class Dispatcher:
                     RejectedItemError(
                         f"{kind}: server refused the item: {outcome.message}",
                         kind=kind,
-                        items=batch,
+                        items=_documents(batch),
                         status_code=outcome.status_code,
                     )
                 )
@@ -130,18 +128,19 @@ class Dispatcher:
                     DeliveryError(
                         f"{kind}: dropped {len(lost)} items: {outcome.message}",
                         kind=kind,
-                        items=lost,
+                        items=_documents(lost),
                         status_code=outcome.status_code,
                     )
                 )
 
-    def _send_with_retries(self, kind: str, batch: list[Item]) -> _Outcome:
+    def _send_with_retries(self, kind: str, batch: list[str]) -> _Outcome:
         attempt = 0
         while True:
             retry_after: float | None = None
             status: int | None = None
             try:
-                response = self._transport.send("POST", f"/api/v1/{kind}", {kind: batch})
+                body = f'{{"{kind}":[{",".join(batch)}]}}'.encode()
+                response = self._transport.send_json("POST", f"/api/v1/{kind}", body)
             except httpx.TransportError as exc:
                 message = f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # boundary: a custom transport failed; do not retry
@@ -179,6 +178,11 @@ class Dispatcher:
                 return _Outcome("drop", f"{message}; client closed before delivery", status)
             attempt += 1
             self._counters.add(retried=len(batch))
+
+
+def _documents(texts: list[str]) -> list[Item]:
+    """The items of a batch decoded again, for an error report (a rare path)."""
+    return [json.loads(text) for text in texts]
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -10,6 +10,12 @@ The sender takes batches with :meth:`ItemQueue.take_due` (full batches at
 once, partial ones after ``flush_interval`` or when a flush is requested) and
 reports them finished with :meth:`ItemQueue.done`; ``flush`` waits for the
 queue and the in-flight batches to drain.
+
+Exposures logged by ``assign`` take :meth:`ItemQueue.offer` instead, the
+assignment hot path: no lock, only a capacity check and ``deque.append``
+(atomic in CPython). The lock is taken only to wake the sender, when the
+exposure deque gets its first item or fills a batch. Items leave every deque
+by ``popleft`` under the lock, so an append racing with a take is never lost.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("exposures", "events", "predictions", "labels")
+OFFERED = "exposures"
+"""The kind appended without the lock (:meth:`ItemQueue.offer`)."""
 
 Item = dict[str, Any]
 Batch = tuple[str, list[Item]]
@@ -103,8 +111,9 @@ class ItemQueue:
         self._ready = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._items: dict[str, deque[Item]] = {kind: deque() for kind in KINDS}
+        self._offered: deque[Item] = self._items[OFFERED]
         self._first_at: dict[str, float] = dict.fromkeys(KINDS, 0.0)
-        self._size = 0
+        self._size = 0  # items of the locked kinds (all but OFFERED)
         self._in_flight = 0
         self._flush_requests = 0
         self._stopping = False
@@ -125,23 +134,46 @@ class ItemQueue:
             False when the queue is full and the item was not added.
         """
         with self._lock:
-            if self._size >= self.capacity:
+            if self._size + len(self._offered) >= self.capacity:
                 return False
             pending = self._items[kind]
             if not pending:
                 self._first_at[kind] = self._clock()
                 self._ready.notify()
             pending.append(item)
-            self._size += 1
-            if len(pending) == self.batch_size:
+            if kind != OFFERED:
+                self._size += 1
+            if len(pending) % self.batch_size == 0:
                 self._ready.notify()
             return True
+
+    def offer(self, item: Item) -> bool:
+        """Append an exposure without taking the lock (the ``assign`` hot path).
+
+        The capacity check reads the sizes without the lock, so a few racing
+        threads may overshoot the capacity by one item each; the sender is
+        woken under the lock when the deque gets its first item or a full batch.
+
+        Returns:
+            False when the queue is full and the item was not added.
+        """
+        offered = self._offered
+        if self._size + len(offered) >= self.capacity:
+            return False
+        offered.append(item)
+        count = len(offered)
+        if count == 1 or count % self.batch_size == 0:
+            with self._lock:
+                if self._first_at[OFFERED] == 0.0:
+                    self._first_at[OFFERED] = self._clock()
+                self._ready.notify()
+        return True
 
     @property
     def queued(self) -> int:
         """Items waiting plus items in batches being sent."""
         with self._lock:
-            return self._size + self._in_flight
+            return self._size + len(self._offered) + self._in_flight
 
     def take_due(self, *, force: bool = False) -> list[Batch]:
         """Remove the batches that are due and mark them in flight.
@@ -155,16 +187,27 @@ class ItemQueue:
     def _take_due_locked(self, force: bool) -> list[Batch]:
         batches: list[Batch] = []
         now = self._clock()
+        size = self.batch_size
         for kind, pending in self._items.items():
-            while len(pending) >= self.batch_size:
-                batches.append((kind, [pending.popleft() for _ in range(self.batch_size)]))
+            taken = 0
+            while len(pending) >= size:
+                popleft = pending.popleft
+                batches.append((kind, [popleft() for _ in range(size)]))
+                taken += size
+            if pending and self._first_at[kind] == 0.0:
+                self._first_at[kind] = now  # offered while the sender was taking
             # Items left behind keep the older start time: at worst they leave early.
             if pending and (force or now - self._first_at[kind] >= self.flush_interval):
-                batches.append((kind, list(pending)))
-                pending.clear()
-        taken = sum(len(items) for _, items in batches)
-        self._size -= taken
-        self._in_flight += taken
+                # popleft by count: an offer() racing with this take stays queued
+                count = len(pending)
+                popleft = pending.popleft
+                batches.append((kind, [popleft() for _ in range(count)]))
+                taken += count
+            if not pending:
+                self._first_at[kind] = 0.0
+            if kind != OFFERED:
+                self._size -= taken
+            self._in_flight += taken
         return batches
 
     def wait_for_batches(self) -> list[Batch] | None:
@@ -178,25 +221,30 @@ class ItemQueue:
                     return None
                 self._ready.wait(self._seconds_to_next_due())
 
-    def _seconds_to_next_due(self) -> float | None:
-        starts = [self._first_at[kind] for kind, pending in self._items.items() if pending]
+    def _seconds_to_next_due(self) -> float:
+        now = self._clock()
+        starts = [self._first_at[kind] or now for kind, pending in self._items.items() if pending]
         if not starts:
-            return None
-        return max(0.0, min(starts) + self.flush_interval - self._clock())
+            # Idle: wake up once per interval anyway, in case an offer() raced
+            # past the wake-up (its deque was not empty when another filled it).
+            return self.flush_interval
+        return max(0.0, min(starts) + self.flush_interval - now)
 
     def done(self, count: int) -> None:
         """Mark ``count`` in-flight items finished (sent, rejected or dropped)."""
         with self._lock:
             self._in_flight -= count
-            if self._size == 0 and self._in_flight == 0:
+            if self._size + len(self._offered) + self._in_flight == 0:
                 self._idle.notify_all()
 
     def drain(self) -> list[Item]:
         """Remove and return every waiting item (used when closing)."""
         with self._lock:
-            items = [item for pending in self._items.values() for item in pending]
+            items: list[Item] = []
             for pending in self._items.values():
-                pending.clear()
+                popleft = pending.popleft
+                items.extend(popleft() for _ in range(len(pending)))
+            self._first_at = dict.fromkeys(KINDS, 0.0)
             self._size = 0
             if self._in_flight == 0:
                 self._idle.notify_all()
@@ -213,7 +261,7 @@ class ItemQueue:
             self._ready.notify()
             try:
                 return self._idle.wait_for(
-                    lambda: self._size == 0 and self._in_flight == 0, timeout
+                    lambda: self._size + len(self._offered) + self._in_flight == 0, timeout
                 )
             finally:
                 self._flush_requests -= 1

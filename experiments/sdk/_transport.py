@@ -17,6 +17,7 @@ import httpx
 from experiments import __version__
 
 _USER_AGENT = f"xp-python-sdk/{__version__}"
+_JSON = {"Content-Type": "application/json"}
 
 
 class Transport:
@@ -94,6 +95,14 @@ class Transport:
             content = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode()
             request_headers["Content-Type"] = "application/json"
         return self._http().request(method, path, content=content, headers=request_headers)
+
+    def send_json(self, method: str, path: str, body: bytes) -> httpx.Response:
+        """Send an already encoded JSON body (the sender's batches).
+
+        Raises:
+            httpx.TransportError: On connection errors and timeouts.
+        """
+        return self._http().request(method, path, content=body, headers=_JSON)
 
     def reset_after_fork(self) -> None:
         """Abandon the parent's connections in a forked child.

@@ -16,8 +16,10 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from experiments.sdk._delivery import Dispatcher, RetryPolicy
+from experiments.sdk._items import item_document
 from experiments.sdk._queue import Batch, Counters, Item, ItemQueue
 from experiments.sdk._transport import Transport
 from experiments.sdk.errors import DeliveryError, QueueFullError, SdkError
@@ -142,11 +144,31 @@ class Worker:
             self._start_threads()
         if self.closed:
             self.counters.add(dropped=1)
-            self._report(DeliveryError(f"{kind}: client is closed", kind=kind, items=[item]))
+            self._report(
+                DeliveryError(f"{kind}: client is closed", kind=kind, items=[item_document(item)])
+            )
             return False
         if self.queue.put(kind, item):
             self._overflowing = False
             return True
+        self._overflow(kind, item)
+        return False
+
+    def offer_exposure(self, item: Any) -> bool:
+        """Queue an exposure from ``assign`` without the queue lock (see ``ItemQueue.offer``).
+
+        Returns:
+            True when the item was queued.
+        """
+        if self._threads_pending or self.closed:
+            return self.enqueue("exposures", item)
+        if self.queue.offer(item):
+            self._overflowing = False
+            return True
+        self._overflow("exposures", item)
+        return False
+
+    def _overflow(self, kind: str, item: Any) -> None:
         self.counters.add(dropped=1)
         if not self._overflowing:  # report once per overflow episode, count every item
             self._overflowing = True
@@ -155,10 +177,9 @@ class Worker:
                     f"{kind}: queue full ({self.queue.capacity} items); "
                     "dropping the newest items until it drains",
                     kind=kind,
-                    items=[item],
+                    items=[item_document(item)],
                 )
             )
-        return False
 
     def flush(self, timeout: float) -> bool:
         """Send what is queued now and wait up to ``timeout`` seconds.
@@ -196,7 +217,10 @@ class Worker:
         if left:
             self.counters.add(dropped=len(left))
             self._report(
-                DeliveryError(f"dropped {len(left)} items still queued at close", items=left)
+                DeliveryError(
+                    f"dropped {len(left)} items still queued at close",
+                    items=[item_document(item) for item in left],
+                )
             )
         self._transport.close()
 

@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import random
-import threading
 import time
 import weakref
 from collections import OrderedDict
@@ -42,6 +41,7 @@ from experiments.assignment import Assignment, evaluate, evaluate_all
 from experiments.sdk._config_cache import ConfigCache
 from experiments.sdk._delivery import RetryPolicy
 from experiments.sdk._items import (
+    UNIT_ID_MAX,
     Item,
     build_event,
     build_exposure,
@@ -59,6 +59,7 @@ from experiments.sdk.errors import (
 )
 
 logger = logging.getLogger("experiments.sdk")
+_now = time.time  # wall clock of exposures (bound once: the assign hot path)
 
 ERROR_REASON = "error"  # SDK-only Assignment.reason: evaluation failed, see on_error
 
@@ -80,7 +81,7 @@ class Client:
         on_error: Callable[[SdkError], None] | None = None,
         refresh_interval: float = 30.0,
         wait_for_config: bool = True,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         flush_interval: float = 1000.0,
         capacity: int = 100_000,
         max_retries: int = 10,
@@ -107,7 +108,9 @@ class Client:
             wait_for_config: Fetch the config before returning (one attempt,
                 at most ``timeout`` seconds); if False the refresher fetches it
                 in the background and ``assign`` falls back until it arrives.
-            batch_size: Items per request; a full batch is sent at once.
+            batch_size: Items per request; a full batch is sent at once. 2,000 by
+                default: per-request costs then weigh little per item, and a batch
+                of small items stays far below the server's 10,000-item and 5 MB limits.
             flush_interval: Milliseconds after which a partial batch is sent.
             capacity: Most items queued at once, beyond which the newest is dropped.
             max_retries: Retries of a transient failure before dropping a batch.
@@ -147,8 +150,7 @@ class Client:
         )
         self._warned_no_config = False
         self._exposure_cache_size = exposure_cache_size
-        self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
-        self._seen_lock = threading.Lock()
+        self._seen: OrderedDict[tuple[str, str, Any], None] = OrderedDict()
         _live_clients.add(self)
         if wait_for_config:
             self._refresh_config()
@@ -176,11 +178,21 @@ class Client:
         """
         try:
             snapshot = self._config.snapshot
-            if snapshot is None:
-                self._warn_no_config()
-            assignment = evaluate(snapshot, key, unit_id, attributes)
-            if assignment.in_experiment and log_exposure:
-                self._expose(assignment, unit_id)
+            run = None if snapshot is None else snapshot.evaluators.get(key)
+            if run is not None and type(unit_id) is str and 0 < len(unit_id) <= UNIT_ID_MAX:
+                # evaluate()'s own steps, inlined: the hot path saves a call.
+                assignment = run(unit_id, unit_id.encode("utf-8"), attributes, None)
+            else:  # no config, unknown key or a suspicious unit id: the full checks
+                if snapshot is None:
+                    self._warn_no_config()
+                assignment = evaluate(snapshot, key, unit_id, attributes)
+            if log_exposure and assignment.in_experiment:
+                # _expose()'s first step inlined: a unit already exposed costs one lookup.
+                seen_key = (key, unit_id, assignment.variant)
+                if seen_key not in self._seen:
+                    self._expose_new(seen_key)
+                else:
+                    self._refresh_seen(seen_key)
             return assignment
         except Exception as exc:  # boundary: never raise into the host application
             self._fail("assign", exc)
@@ -204,28 +216,46 @@ class Client:
                 self._warn_no_config()
             assignments = evaluate_all(snapshot, unit_id, attributes)
             if log_exposure:
-                for assignment in assignments.values():
+                for key, assignment in assignments.items():
                     if assignment.in_experiment:
-                        self._expose(assignment, unit_id)
+                        self._expose(key, unit_id, assignment.variant)
             return assignments
         except Exception as exc:  # boundary: never raise into the host application
             self._fail("assign", exc)
             return {}
 
-    def _expose(self, assignment: Assignment, unit_id: str) -> None:
-        variant = str(assignment.variant)
-        seen_key = (assignment.experiment, unit_id, variant)
-        with self._seen_lock:
-            if seen_key in self._seen:
-                self._seen.move_to_end(seen_key)
-                return
-            self._seen[seen_key] = None
-            if len(self._seen) > self._exposure_cache_size:
-                self._seen.popitem(last=False)
-        item = build_exposure(new_id(), assignment.experiment, unit_id, variant, None)
-        if not self._enqueue("exposures", item):
-            with self._seen_lock:  # not queued: let the next assign try again
-                self._seen.pop(seen_key, None)
+    def _expose(self, experiment: str, unit_id: str, variant: Any) -> None:
+        """Queue the first exposure of (experiment, unit, variant) while it is remembered."""
+        seen_key = (experiment, unit_id, variant)
+        if seen_key not in self._seen:
+            self._expose_new(seen_key)
+        else:
+            self._refresh_seen(seen_key)
+
+    def _refresh_seen(self, seen_key: tuple[str, str, Any]) -> None:
+        try:  # noqa: SIM105 (contextlib.suppress costs ~10x on this hot path)
+            self._seen.move_to_end(seen_key)
+        except KeyError:  # evicted by another thread meanwhile
+            pass
+
+    def _expose_new(self, seen_key: tuple[str, str, Any]) -> None:
+        """Remember and queue a new exposure.
+
+        No lock: each ``OrderedDict`` operation is atomic under the GIL; two
+        threads assigning the same new unit at the same instant may both
+        queue its exposure, which the server stores once (first exposure wins).
+        """
+        seen = self._seen
+        seen[seen_key] = None
+        if len(seen) > self._exposure_cache_size:
+            try:  # noqa: SIM105 (contextlib.suppress costs ~10x on this hot path)
+                seen.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
+                pass
+        experiment, unit_id, variant = seen_key
+        # The tuple is exposure_tuple()'s form, built inline: one call less per assign.
+        if not self._worker.offer_exposure((experiment, unit_id, variant, _now())):
+            seen.pop(seen_key, None)  # not queued: let the next assign try again
 
     def _warn_no_config(self) -> None:
         if not self._warned_no_config:
@@ -439,7 +469,6 @@ class Client:
 
     def _reset_after_fork(self) -> None:
         """Run in a forked child: fresh locks, queue, stats, connections, threads."""
-        self._seen_lock = threading.Lock()
         self._config.reset_after_fork()
         self._worker.reset_after_fork()
 

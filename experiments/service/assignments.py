@@ -2,12 +2,18 @@
 
 ``GET /api/v1/config`` serves :func:`build_config_document`; ``POST
 /api/v1/assign`` evaluates the same document with the same code as the SDK
-(:mod:`experiments.assignment`) and records first exposures.
+(:mod:`experiments.assignment`) and returns the first exposures to record.
+
+Each worker process keeps the document and its parsed snapshot, keyed by the
+config version (``storage/config_version.py``): a request costs one indexed
+read of the version, and the config is rebuilt only after a change, which the
+next request of every worker sees.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +29,7 @@ from experiments.config import Settings
 from experiments.domain import UNIT_ID_MAX, ExperimentStatus
 from experiments.errors import FieldProblem, InvalidInputError
 from experiments.storage import queries
-from experiments.storage.ingest import EXPOSURES, insert_ignoring_duplicates
+from experiments.storage.config_version import has_uncommitted_change, read_config_version
 from experiments.storage.models import Experiment
 
 _SERVED = (ExperimentStatus.RUNNING, ExperimentStatus.STOPPED, ExperimentStatus.CONCLUDED)
@@ -94,25 +100,35 @@ def _served(
     return {"version": digest[:32], **body}, targets
 
 
-def build_config_document(session: Session, settings: Settings) -> dict[str, Any]:
-    """Every served experiment in the form SDKs evaluate; ``version`` is its digest."""
-    return _served(session, settings)[0]
+@dataclass
+class _WorkerConfig:
+    """The last served config of this process, and what it was built for."""
+
+    key: tuple[int, float, str] | None = None
+    served: ServedConfig | None = None
 
 
-# Parsing a snapshot is the costly part; keep the latest per process. The
-# document is rebuilt on every call, so a change is seen by the next request.
-_SNAPSHOTS: dict[str, ConfigSnapshot] = {}
+_WORKER = _WorkerConfig()
+_WORKER_LOCK = threading.Lock()
 
 
 def load_served_config(session: Session, settings: Settings) -> ServedConfig:
-    """The current config document with its parsed snapshot (cached per version)."""
+    """The current config document with its parsed snapshot (cached per config version)."""
+    key = (read_config_version(session), settings.holdout_fraction, settings.holdout_salt)
+    cached = _WORKER.served
+    if cached is not None and _WORKER.key == key:
+        return cached
     document, targets = _served(session, settings)
-    snapshot = _SNAPSHOTS.get(document["version"])
-    if snapshot is None:
-        snapshot = parse_config(document)
-        _SNAPSHOTS.clear()
-        _SNAPSHOTS[document["version"]] = snapshot
-    return ServedConfig(document, snapshot, targets)
+    served = ServedConfig(document, parse_config(document), targets)
+    if not has_uncommitted_change(session):  # never cache what a rollback may undo
+        with _WORKER_LOCK:
+            _WORKER.key, _WORKER.served = key, served
+    return served
+
+
+def build_config_document(session: Session, settings: Settings) -> dict[str, Any]:
+    """Every served experiment in the form SDKs evaluate; ``version`` is its digest."""
+    return load_served_config(session, settings).document
 
 
 def assignment_document(assignment: Assignment) -> dict[str, Any]:
@@ -134,11 +150,15 @@ def assign_unit(
     log_exposure: bool,
     settings: Settings,
     now: datetime,
-) -> dict[str, Assignment]:
+) -> tuple[dict[str, Assignment], list[tuple[Any, ...]]]:
     """Assign a unit to the named (default: all served) experiments.
 
-    Records the first exposure of every experiment the unit is in, unless
-    ``log_exposure`` is false. Unknown keys are reported, not guessed.
+    Returns:
+        The assignments, and the exposure rows to record (``EXPOSURES`` order,
+        without ``received_at``): one per experiment the unit is in, unless
+        ``log_exposure`` is false. The caller writes them (one statement, or
+        one shared commit with concurrent requests: ``storage/group_commit.py``)
+        before it answers. Unknown keys are reported, not guessed.
     """
     if not isinstance(unit_id, str) or not 1 <= len(unit_id) <= UNIT_ID_MAX:
         raise InvalidInputError.from_problems(
@@ -158,11 +178,11 @@ def assign_unit(
                 ]
             )
         result = {k: evaluate(snapshot, k, unit_id, attributes) for k in keys}
+    rows: list[tuple[Any, ...]] = []
     if log_exposure:
         rows = [
-            (*served.targets[key], unit_id, assignment.variant, now, now)
+            (*served.targets[key], unit_id, assignment.variant, now)
             for key, assignment in result.items()
             if assignment.in_experiment and assignment.variant is not None
         ]
-        insert_ignoring_duplicates(session, EXPOSURES, rows)
-    return result
+    return result, rows

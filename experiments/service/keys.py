@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from experiments.domain import ApiScope, AuditAction
 from experiments.errors import FieldProblem, InvalidInputError, NotFoundError
+from experiments.service import key_cache
 from experiments.service.audit import record_change
-from experiments.storage import accounts, queries
+from experiments.storage import accounts
 from experiments.storage.models import ApiKey
 
 KEY_PREFIX = "xp_"
@@ -122,7 +123,7 @@ def authenticate(session: Session, token: str) -> ApiKey | None:
     """The active key matching ``token``, or None."""
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         return None
-    return queries.find_api_key(session, hash_key(token))
+    return key_cache.find_key(session, hash_key(token))
 
 
 def record_key_use(session: Session, key: ApiKey, *, now: datetime) -> bool:

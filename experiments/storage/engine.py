@@ -9,6 +9,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+# Importing the module installs the listener that bumps the config version
+# with every change to an experiment, layer or API key.
+from experiments.storage import config_version  # noqa: F401
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 

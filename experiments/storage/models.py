@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -309,3 +310,19 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Updated at most once a minute per key, so authenticating stays a read.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ConfigVersion(Base):
+    """One row counting changes to what assignment and authentication read.
+
+    Bumped in the transaction of every change to an experiment, variant,
+    metric, layer or API key (``storage/config_version.py``), so each server
+    worker checks one indexed row per request and rebuilds its cached config
+    only when it moved.
+    """
+
+    __tablename__ = "config_version"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

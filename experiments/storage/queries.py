@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
 from experiments.storage.models import (
     AnalysisSnapshot,
@@ -81,3 +82,17 @@ def latest_snapshot(session: Session, experiment_id: int) -> AnalysisSnapshot | 
 def ping(session: Session) -> None:
     """Run a trivial query (raises when the database does not answer)."""
     session.execute(select(1)).scalar_one()
+
+
+_API_KEY_COLUMNS = tuple(column.key for column in sa_inspect(ApiKey).column_attrs)
+
+
+def detached_api_key(key: ApiKey) -> ApiKey:
+    """A copy of ``key`` that belongs to no session, every column loaded.
+
+    A session's rollback expires the objects it loaded; a copy kept across
+    requests (``service/key_cache.py``) must stay readable after it.
+    """
+    copy = ApiKey(**{name: getattr(key, name) for name in _API_KEY_COLUMNS})
+    make_transient_to_detached(copy)
+    return copy

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -111,6 +112,26 @@ PROBLEMS: list[tuple[str, Any, list[str]]] = [
         ["targeting.email.regex: is not a valid regular"],
     ),
     ("regex-not-str", {"email": {"regex": 5}}, ["targeting.email.regex: must be a string"]),
+    (
+        "regex-backreference",
+        {"email": {"regex": r"(a)\1"}},
+        ["targeting.email.regex: is not a valid regular expression for RE2"],
+    ),
+    (
+        "regex-lookahead",
+        {"email": {"regex": "(?=x)y"}},
+        ["targeting.email.regex: is not a valid regular expression for RE2"],
+    ),
+    (
+        "regex-nul",
+        {"email": {"regex": "a\x00b"}},
+        ["targeting.email.regex: must not contain NUL characters"],
+    ),
+    (
+        "regex-too-long",
+        {"email": {"regex": "a" * 1001}},
+        ["targeting.email.regex: must be at most 1000 characters"],
+    ),
     ("eq-not-json", {"a": {"eq": object()}}, ["targeting.a.eq: must be a JSON value"]),
     ("and-not-list", {"and": {"a": {"eq": 1}}}, ["targeting.and: must be a list of conditions"]),
     ("or-item", {"or": [{"a": {"eq": 1}}, 7]}, ["targeting.or[1]: must be an object"]),
@@ -174,3 +195,38 @@ def test_validate_targeting_custom_prefix() -> None:
 def test_compile_refuses_invalid_tree_with_one_line() -> None:
     with pytest.raises(ValueError, match=r"^targeting\.country\.in: must be a list$"):
         compile_targeting({"country": {"in": "US"}})
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["(.*.*)*x", "(a+)+$", "(a|aa)+$", "(.*){1,32}x", "^(([a-z])+.)+[A-Z]([a-z])+$"],
+    ids=["nested-star", "nested-plus", "alternation", "counted", "email-like"],
+)
+def test_regex_cannot_backtrack_catastrophically(pattern: str) -> None:
+    """Patterns that take seconds to minutes on a backtracking engine answer at once (RE2)."""
+    predicate = compile_targeting({"v": {"regex": pattern}})
+    assert predicate is not None
+    attributes = {"v": "a" * 15 + "!"}  # 16 characters
+    predicate(attributes)  # warm up
+    runs = 200
+    began = time.perf_counter()
+    for _ in range(runs):
+        assert predicate(attributes) is False
+    per_call = (time.perf_counter() - began) / runs
+    # Python's re needs ~26 s for the first pattern on this input; RE2 ~5 µs.
+    # A shared, loaded 2-core machine is allowed a wide margin.
+    assert per_call < 0.005, f"{per_call * 1e6:.0f} µs per evaluation"
+
+
+def test_regex_time_is_linear_in_the_attribute_length() -> None:
+    predicate = compile_targeting({"v": {"regex": "(.*.*)*x"}})
+    assert predicate is not None
+    began = time.perf_counter()
+    assert predicate({"v": "a" * 100_000}) is False
+    assert time.perf_counter() - began < 1.0
+
+
+def test_regex_on_a_lone_surrogate_is_false_not_an_error() -> None:
+    predicate = compile_targeting({"v": {"regex": "a"}})
+    assert predicate is not None
+    assert predicate({"v": "\ud800a"}) is False

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -192,6 +192,14 @@ BAD_ITEMS = {
     # Accepted by the SDK's cheap local checks, refused by the server.
     "timestamp-3-days-ahead": {"timestamp": datetime.now(UTC) + timedelta(days=3)},
     "event-id-with-a-space": {"event_id": "not a server id"},
+    # Issue 11: what PostgreSQL cannot store is refused by the server on both databases.
+    "offset-beyond-15h59": {
+        "timestamp": datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=20)))
+    },
+    "before-1970": {"timestamp": datetime(1969, 12, 31, tzinfo=UTC)},
+    "nul-in-properties": {"properties": {"note": "a\x00b"}},
+    "nul-in-a-properties-key": {"properties": {"a\x00": 1}},
+    "properties-too-deep": {"properties": {"a": [[[[[[[[[1]]]]]]]]]}},
 }
 
 
@@ -308,3 +316,25 @@ def test_a_full_queue_drops_the_newest_without_blocking_while_the_server_is_down
     assert close_took < 10.0
     assert (after_close.queued, after_close.sent, after_close.dropped) == (0, 0, 150)
     assert after_close.rejected == 0
+
+
+def test_one_bad_unit_id_among_2000_events_costs_only_that_event(
+    server: LiveServer, ingest_key: str
+) -> None:
+    """Issue 11: a NUL byte in one unit_id used to lose the whole batch on PostgreSQL."""
+    name = f"live_nul_{uuid.uuid4().hex[:8]}"
+    errors = Errors()
+    client = Client(server.url, ingest_key, on_error=errors, flush_interval=60_000.0)
+    try:
+        good = [client.track(name, f"user-{i}") for i in range(1000)]
+        bad_id = client.track(name, "user-\x00-bad")
+        good += [client.track(name, f"user-{i}") for i in range(1000, 1999)]
+        assert client.flush(timeout=60)
+        stats = client.stats()
+    finally:
+        client.close(timeout=5)
+    assert (stats.sent, stats.dropped, stats.rejected) == (1999, 0, 1)
+    [rejected] = errors.of(RejectedItemError)
+    assert [item["event_id"] for item in rejected.items] == [bad_id]
+    assert "NUL" in rejected.message
+    assert sorted(_event_ids(server, name=name)) == sorted(good)

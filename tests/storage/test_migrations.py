@@ -50,7 +50,7 @@ def test_users_keep_their_rights_through_the_roles_migration(database_factory):
 
     engine = make_engine(database_factory.create())
     try:
-        downgrade(engine, "0002")
+        downgrade(engine, "0003")
         users = sa.table(
             "users",
             sa.column("email", sa.String),
@@ -81,7 +81,7 @@ def test_users_keep_their_rights_through_the_roles_migration(database_factory):
         with engine.connect() as conn:
             roles = dict(conn.execute(sa.text("SELECT email, role FROM users")).all())
         assert roles == {"boss@example.com": "admin", "dev@example.com": "editor"}
-        downgrade(engine, "0002")
+        downgrade(engine, "0003")
         with engine.connect() as conn:
             admins = dict(conn.execute(sa.text("SELECT email, is_admin FROM users")).all())
         assert {k: bool(v) for k, v in admins.items()} == {

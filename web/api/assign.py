@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response, current_app, request
 
 from experiments.domain import ApiScope
 from experiments.service.assignments import (
@@ -10,6 +10,7 @@ from experiments.service.assignments import (
     assignment_document,
     build_config_document,
 )
+from experiments.storage.ingest import EXPOSURES
 from web.api import bp
 from web.api.responses import json_response
 from web.api.schemas import AssignRequest, parse_body
@@ -36,14 +37,19 @@ def get_config() -> Response:
 def assign() -> Response:
     session = get_session()
     body = parse_body(AssignRequest)
-    result = assign_unit(
+    now = utcnow()
+    result, exposures = assign_unit(
         session,
         body.unit_id,
         attributes=body.attributes,
         keys=body.experiments,
         log_exposure=body.log_exposure,
         settings=settings(),
-        now=utcnow(),
+        now=now,
     )
-    session.commit()  # exposures are durable before we answer
+    # First exposures are committed (on SQLite with those of concurrent requests) before
+    # we answer.
+    current_app.extensions["xp_group_commit"].commit_with(
+        session, EXPOSURES, exposures, received_at=now
+    )
     return json_response({"assignments": {k: assignment_document(a) for k, a in result.items()}})

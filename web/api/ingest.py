@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
-from flask import Response
+from flask import Response, request
 from sqlalchemy.orm import Session
 
 from experiments.config import Settings
@@ -15,7 +14,6 @@ from experiments.errors import FieldProblem, InvalidInputError
 from experiments.service import ingestion
 from web.api import bp
 from web.api.responses import json_response
-from web.api.schemas import json_body
 from web.auth import require_scope
 from web.db import get_session, settings, utcnow
 
@@ -23,18 +21,14 @@ Ingest = Callable[..., ingestion.IngestResult]
 
 
 def _ingest(field: str, ingest: Ingest) -> Response:
-    body: Any = json_body()
-    if not isinstance(body, dict) or field not in body:
-        raise InvalidInputError.from_problems(
-            [FieldProblem(field, f'is required: send {{"{field}": [...]}}')]
-        )
-    extra = sorted(set(body) - {field})
-    if extra:
-        raise InvalidInputError.from_problems([FieldProblem(extra[0], "is not a known field")])
+    # The raw body goes to the service, which decodes and validates it in one pass.
+    body = request.get_data(cache=False)
+    if not body:
+        raise InvalidInputError.from_problems([FieldProblem("", "the request body must be JSON")])
     session: Session = get_session()
     now: datetime = utcnow()
     config: Settings = settings()
-    result = ingest(session, body[field], settings=config, now=now)
+    result = ingest(session, body, settings=config, now=now)
     session.commit()  # acknowledged only once durable
     return json_response(result.as_dict())
 

@@ -1,8 +1,8 @@
 """Accounts and roles: users.role (from is_admin), disabled_at, last_login_at;
 the login_attempts table the login rate limit counts; api_keys.last_used_at.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01 09:00:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import experiments.storage.base
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,8 @@
 """The audit log; experiments.owner and archived_at; exposures and events by
 received_at (the "new data since the snapshot" check).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01 09:10:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import experiments.storage.base
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
