@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -126,13 +127,27 @@ def authenticate(session: Session, token: str) -> ApiKey | None:
     return key_cache.find_key(session, hash_key(token))
 
 
+_touched_lock = threading.Lock()
+_touched: dict[str, datetime] = {}  # key digest → when this process last wrote last_used_at
+
+
 def record_key_use(session: Session, key: ApiKey, *, now: datetime) -> bool:
     """Note that a key was used, at most once a minute; True when a write is pending.
 
-    The caller commits when this returns True (a cheap one-row UPDATE).
+    Each worker remembers when it last wrote a key's ``last_used_at`` (the key
+    itself comes from the worker's cache, so its own ``last_used_at`` is not
+    fresh): between two writes a request issues no SQL at all. The UPDATE is
+    conditional, so workers racing for the same minute write once, and it is a
+    plain UPDATE, not an ORM change, so it does not bump the config version.
+    The caller commits when this returns True.
     """
-    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
-        return False
+    with _touched_lock:
+        last = _touched.get(key.key_hash)
+        if last is not None and now - last < LAST_USED_RESOLUTION:
+            return False
+        if len(_touched) >= 10_000:
+            _touched.clear()
+        _touched[key.key_hash] = now
     return accounts.touch_api_key(session, key.id, now=now, stale_before=now - LAST_USED_RESOLUTION)
 
 
